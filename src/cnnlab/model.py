@@ -1,0 +1,109 @@
+"""The LightningModule: a network built from a layer list, trained with cross-entropy on logits.
+
+The seed's L2 penalty `reg * sum(||W||^2) / 2` over all weights and biases has gradient `reg * W`,
+which is exactly the optimizer's (coupled) `weight_decay`; it is applied there, so no extra pass over
+the parameters is spent per step and the logged loss is the data loss alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from torch import nn
+from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
+
+from cnnlab.errors import ConfigError
+from cnnlab.layers import build_network
+
+EVAL_SPLITS = ("test", "train_eval")  # test dataloaders, in order: the test split, the training set unaugmented
+
+
+class LayerListClassifier(pl.LightningModule):
+    def __init__(
+        self,
+        layers: list[dict[str, Any]],
+        data_info: dict[str, Any],
+        optimizer: Callable[..., torch.optim.Optimizer] | None = None,
+        scheduler: Callable[..., Any] | None = None,
+        reg: float = 1e-3,
+        label_smoothing: float = 0.0,
+    ):
+        super().__init__()
+        self.save_hyperparameters(ignore=["optimizer", "scheduler"])
+        self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
+        classes = len(data_info["class_names"])
+        self.net = build_network(layers, tuple(data_info["input_shape"]), classes)
+        self.criterion = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
+        self.accuracy = nn.ModuleDict({f"{s}_": MulticlassAccuracy(classes, average="micro")
+                                       for s in ("train", "val", *EVAL_SPLITS)})
+        self.confusion = MulticlassConfusionMatrix(classes)
+        self.test_confusion: torch.Tensor | None = None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+    def predict_proba(self, x: torch.Tensor) -> torch.Tensor:
+        """Class probabilities: the softmax the seed's `T` layer declared, applied at prediction only."""
+        return self.net(x).softmax(dim=1)
+
+    # --- steps -------------------------------------------------------------------------------------
+    def _step(self, batch, split: str) -> torch.Tensor:
+        x, y = batch
+        logits = self.net(x)
+        loss = self.criterion(logits, y)
+        self.accuracy[f"{split}_"].update(logits.detach(), y)
+        if split == "test":
+            self.confusion.update(logits.detach(), y)
+        self.log(f"{split}/loss", loss.detach(), on_step=False, on_epoch=True, sync_dist=True,
+                 batch_size=len(y), add_dataloader_idx=False)
+        return loss
+
+    def training_step(self, batch, batch_idx):
+        return self._step(batch, "train")
+
+    def validation_step(self, batch, batch_idx):
+        self._step(batch, "val")
+
+    def test_step(self, batch, batch_idx, dataloader_idx: int = 0):
+        self._step(batch, EVAL_SPLITS[dataloader_idx])
+
+    def _log_accuracy(self, split: str) -> None:
+        metric = self.accuracy[f"{split}_"]
+        if metric.update_count == 0:
+            return
+        acc = metric.compute()
+        self.log_dict({f"{split}/acc": acc, f"{split}/err": 1 - acc}, prog_bar=split == "val",
+                      add_dataloader_idx=False)
+        metric.reset()
+
+    def on_train_epoch_end(self) -> None:
+        self._log_accuracy("train")
+
+    def on_validation_epoch_end(self) -> None:
+        self._log_accuracy("val")
+
+    def on_test_epoch_end(self) -> None:
+        for split in EVAL_SPLITS:
+            self._log_accuracy(split)
+        # a confusion matrix is not a scalar: kept for the report files, not sent through self.log
+        self.test_confusion = self.confusion.compute().cpu()
+        self.confusion.reset()
+
+    # --- optimisation ------------------------------------------------------------------------------
+    def configure_optimizers(self):
+        if self.optimizer_factory is None:
+            raise ConfigError("no optimizer configured; choose one with optim=adam|sgd|rmsprop|gd.")
+        keywords = getattr(self.optimizer_factory, "keywords", {})
+        reg = self.hparams.reg
+        if "weight_decay" in keywords and reg:
+            raise ConfigError("both model.reg and optim.weight_decay are set; the seed's L2 penalty is "
+                              "model.reg, so set model.reg=0 to use optim.weight_decay instead.")
+        kwargs = {} if "weight_decay" in keywords else {"weight_decay": reg}
+        optimizer = self.optimizer_factory(params=self.parameters(), **kwargs)
+        if self.scheduler_factory is None:
+            return optimizer
+        return {"optimizer": optimizer,
+                "lr_scheduler": {"scheduler": self.scheduler_factory(optimizer=optimizer), "interval": "epoch"}}

@@ -1,0 +1,220 @@
+"""What `train.py` and `eval.py` do once Hydra has composed the config: check, build, train, test, report.
+
+Everything that can be checked without data (the layer list, the data options, the checkpoint path,
+the network's shapes) is checked first, so that a mistake costs seconds, not a data load.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import warnings
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from hydra.errors import InstantiationException
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from cnnlab import reports
+from cnnlab.data import make_datamodule
+from cnnlab.errors import ArchError, CnnlabError, ConfigError
+from cnnlab.layers import load_layers, parse_layers
+from cnnlab.model import LayerListClassifier
+
+log = logging.getLogger("cnnlab")
+
+
+class _DropTips(logging.Filter):
+    """Lightning's advertising tips say nothing about the run."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "Tip:" not in record.getMessage()
+
+
+def quiet_lightning() -> None:
+    """Silence the warnings that do not apply to cnnlab's way of running Lightning."""
+    logging.getLogger("pytorch_lightning.utilities.rank_zero").addFilter(_DropTips())
+    for message in (
+        r"Experiment logs directory .* exists and is not empty",  # the run dir already holds .hydra/
+        r"The number of training batches .* is smaller than the logging interval",  # cnnlab logs per epoch
+        r".*LeafSpec.* is deprecated",
+    ):
+        warnings.filterwarnings("ignore", message=message)
+
+
+def _plain(cfg: Any) -> Any:
+    return OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else cfg
+
+
+def arch_layers(arch: DictConfig) -> list[dict[str, Any]]:
+    """The arch config's layer list (inline `layers`, or a file at `path`), checked, as plain data."""
+    arch = _plain(arch)
+    if arch.get("path") and arch.get("layers"):
+        raise ArchError("the arch config sets both 'layers' and 'path'; keep one.")
+    raw = load_layers(arch["path"]) if arch.get("path") else arch.get("layers")
+    parse_layers(raw)  # raises ArchError naming the layer and field
+    return raw
+
+
+def _instantiate(cfg: Any, what: str) -> Any:
+    try:
+        return instantiate(cfg)
+    except InstantiationException as err:
+        raise ConfigError(f"{what}: {err}".splitlines()[0]) from None
+
+
+def checkpoint_file(path: str | None) -> str | None:
+    if path is None:
+        return None
+    if not Path(path).is_file():
+        raise ConfigError(f"ckpt_path={path} does not exist; runs keep theirs in "
+                          "outputs/<task>/<run>/checkpoints/ (last.ckpt to resume, best.ckpt to evaluate).")
+    return path
+
+
+def read_checkpoint(path: str) -> dict[str, Any]:
+    """The checkpoint's contents, loaded with weights_only (plain data, no code), or a clear error."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # noqa: BLE001 - any unreadable file gets the same advice
+        raise CnnlabError(f"cannot read checkpoint {path}: {type(err).__name__}: {str(err).splitlines()[0]}. "
+                          "Is it a cnnlab .ckpt file, and was it completely written?") from None
+
+
+def make_trainer(cfg: DictConfig) -> pl.Trainer:
+    callbacks = [_instantiate(c, "callbacks") for c in (cfg.get("callbacks") or {}).values()]
+    loggers = [_instantiate(c, "logger") for c in (cfg.get("logger") or {}).values()]
+    return _instantiate_trainer(cfg.trainer, callbacks, loggers)
+
+
+def _instantiate_trainer(trainer_cfg, callbacks, loggers) -> pl.Trainer:
+    try:
+        return instantiate(trainer_cfg, callbacks=callbacks, logger=loggers or False)
+    except (InstantiationException, TypeError, ValueError) as err:
+        raise ConfigError(f"trainer: {err}".splitlines()[0]) from None
+
+
+def _carry_history(ckpt_path: str, epoch: int, out_dir: Path) -> None:
+    """On resume, start the new run's metrics.csv with the old run's epochs up to the checkpoint."""
+    old = Path(ckpt_path).resolve().parent.parent / "metrics.csv"
+    new = out_dir / "metrics.csv"
+    if not old.is_file() or new.exists():
+        return
+    with open(old, newline="") as src:
+        reader = csv.DictReader(src)
+        rows = [r for r in reader if r.get("epoch") and float(r["epoch"]) <= epoch]
+        fields = reader.fieldnames or []
+    with open(new, "w", newline="") as dst:
+        writer = csv.DictWriter(dst, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def _check_resume(checkpoint: dict[str, Any], layers: list, data_cfg: dict, ckpt_path: str) -> None:
+    saved = checkpoint.get("hyper_parameters", {})
+    saved_data = saved.get("data_info", {}).get("config")
+    if saved.get("layers") != layers or (saved_data is not None and saved_data != data_cfg):
+        overrides = Path(ckpt_path).resolve().parent.parent / ".hydra" / "overrides.yaml"
+        hint = f" (that run's overrides: {overrides.read_text().strip()})" if overrides.is_file() else ""
+        raise ConfigError(f"{ckpt_path} was trained with a different arch or data config than this command's; "
+                          f"resume with the same arch=... and data=... options as the original run{hint}.")
+
+
+def evaluate(trainer: pl.Trainer, model: LayerListClassifier, datamodule, out_dir: Path,
+             ckpt_path: str | None = None) -> dict[str, float]:
+    """Test split and (unaugmented) training set; on rank 0, every report file and the console summary."""
+    trainer.test(model, datamodule=datamodule, ckpt_path=ckpt_path, verbose=False)
+    metrics = _scalars(trainer)
+    if trainer.is_global_zero:
+        names = datamodule.class_names
+        cm = model.test_confusion
+        reports.write_confusion_matrix(cm, names, out_dir)
+        text = reports.write_classification_report(cm, names, out_dir)
+        if (out_dir / "metrics.csv").is_file():
+            reports.plot_curves(out_dir / "metrics.csv", out_dir / "curves.png")
+        print("\n" + reports.summary(metrics, cm, names, text))
+        print(f"run directory: {out_dir}")
+    return metrics
+
+
+def _scalars(trainer: pl.Trainer) -> dict[str, float]:
+    return {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
+
+
+def _write_results(out_dir: Path, metrics: dict[str, float], trainer: pl.Trainer) -> None:
+    """results.json: the final metrics of every split, for sweeps and scripts to read."""
+    if trainer.is_global_zero:
+        (out_dir / "results.json").write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
+
+
+def _finish_loggers(trainer: pl.Trainer) -> None:
+    """Close W&B runs so that the jobs of a sweep never merge into one."""
+    for lg in trainer.loggers:
+        if type(lg).__name__ == "WandbLogger":
+            import wandb
+
+            wandb.finish()
+
+
+def train(cfg: DictConfig) -> dict[str, float]:
+    out_dir = Path(cfg.paths.output_dir)
+    quiet_lightning()
+    pl.seed_everything(cfg.seed, workers=True, verbose=False)
+    layers = arch_layers(cfg.arch)
+    data_cfg = _plain(cfg.data)
+    datamodule = make_datamodule(data_cfg, cfg.paths.data_dir)
+    ckpt_path = checkpoint_file(cfg.ckpt_path)
+    checkpoint = read_checkpoint(ckpt_path) if ckpt_path else None
+    if checkpoint is not None:
+        _check_resume(checkpoint, layers, data_cfg, ckpt_path)
+    model = LayerListClassifier(
+        layers,
+        {**datamodule.info(), "config": data_cfg},
+        optimizer=_instantiate(cfg.optim, "optim"),
+        scheduler=_instantiate(cfg.scheduler, "scheduler") if cfg.get("scheduler") else None,
+        **_plain(cfg.model),
+    )
+    table = model.net.table()
+    print(table)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "arch_table.txt").write_text(table + "\n")
+    (out_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+    trainer = make_trainer(cfg)
+    if checkpoint is not None:
+        _carry_history(ckpt_path, checkpoint.get("epoch", -1), out_dir)
+    trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
+    metrics = _scalars(trainer)
+    if cfg.get("test", True):
+        best = getattr(trainer.checkpoint_callback, "best_model_path", "") or None
+        metrics |= evaluate(trainer, model, datamodule, out_dir, ckpt_path=best)
+    _write_results(out_dir, metrics, trainer)
+    _finish_loggers(trainer)
+    return metrics
+
+
+def evaluate_checkpoint(cfg: DictConfig) -> dict[str, float]:
+    """`eval.py`: the checkpoint on its data set's test split (or `data=...`), with the same report files."""
+    out_dir = Path(cfg.paths.output_dir)
+    quiet_lightning()
+    ckpt_path = checkpoint_file(cfg.ckpt_path)
+    saved = read_checkpoint(ckpt_path).get("hyper_parameters", {})
+    if "layers" not in saved or "data_info" not in saved:
+        raise CnnlabError(f"{ckpt_path} is not a cnnlab checkpoint (no layer list or data info in it).")
+    data_cfg = _plain(cfg.data) if cfg.get("data") else saved["data_info"]["config"]
+    datamodule = make_datamodule(data_cfg, cfg.paths.data_dir)
+    if datamodule.info()["input_shape"] != saved["data_info"]["input_shape"] or \
+            datamodule.num_classes != len(saved["data_info"]["class_names"]):
+        raise ConfigError(f"data={data_cfg.get('family')} has input {datamodule.input_shape} and "
+                          f"{datamodule.num_classes} classes, but the checkpoint was trained on "
+                          f"{saved['data_info']['input_shape']} with {len(saved['data_info']['class_names'])}.")
+    pl.seed_everything(cfg.seed, workers=True, verbose=False)
+    model = LayerListClassifier.load_from_checkpoint(ckpt_path, map_location="cpu", weights_only=True)
+    trainer = make_trainer(cfg)
+    metrics = evaluate(trainer, model, datamodule, out_dir)
+    _write_results(out_dir, metrics, trainer)
+    _finish_loggers(trainer)
+    return metrics

@@ -1,0 +1,19 @@
+"""Evaluate a checkpoint on its test split: `python src/eval.py ckpt_path=<run>/checkpoints/best.ckpt`."""
+
+import hydra
+from omegaconf import DictConfig
+
+from cnnlab.cli import CONFIG_DIR, friendly_errors, set_root
+
+
+@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="eval")
+@friendly_errors
+def main(cfg: DictConfig) -> None:
+    from cnnlab.run import evaluate_checkpoint
+
+    evaluate_checkpoint(cfg)
+
+
+if __name__ == "__main__":
+    set_root()
+    main()
