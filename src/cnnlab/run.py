@@ -18,6 +18,8 @@ import torch
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning.loggers import CSVLogger
+from pytorch_lightning.utilities.exceptions import MisconfigurationException
 
 from cnnlab import reports
 from cnnlab.data import make_datamodule
@@ -85,7 +87,15 @@ def read_checkpoint(path: str) -> dict[str, Any]:
                           "Is it a cnnlab .ckpt file, and was it completely written?") from None
 
 
+_INT_TRAINER_KEYS = ("max_epochs", "min_epochs", "max_steps", "log_every_n_steps", "check_val_every_n_epoch",
+                     "accumulate_grad_batches", "num_nodes")
+
+
 def make_trainer(cfg: DictConfig) -> pl.Trainer:
+    for key in _INT_TRAINER_KEYS:  # Lightning only asserts these, deep inside fit
+        value = cfg.trainer.get(key)
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
+            raise ConfigError(f"trainer.{key} = {value!r}; expected an integer.")
     callbacks = [_instantiate(c, "callbacks") for c in (cfg.get("callbacks") or {}).values()]
     loggers = [_instantiate(c, "logger") for c in (cfg.get("logger") or {}).values()]
     return _instantiate_trainer(cfg.trainer, callbacks, loggers)
@@ -94,24 +104,40 @@ def make_trainer(cfg: DictConfig) -> pl.Trainer:
 def _instantiate_trainer(trainer_cfg, callbacks, loggers) -> pl.Trainer:
     try:
         return instantiate(trainer_cfg, callbacks=callbacks, logger=loggers or False)
-    except (InstantiationException, TypeError, ValueError) as err:
-        raise ConfigError(f"trainer: {err}".splitlines()[0]) from None
+    except (InstantiationException, TypeError, ValueError, AssertionError, MisconfigurationException) as err:
+        cause = err.__cause__ or err
+        detail = str(cause).splitlines()[0] if str(cause) else "a value of the wrong type"
+        raise ConfigError(f"trainer: {type(cause).__name__}: {detail}; check the trainer.* options against "
+                          "Lightning's Trainer arguments (conf/trainer/).") from None
 
 
-def _carry_history(ckpt_path: str, epoch: int, out_dir: Path) -> None:
-    """On resume, start the new run's metrics.csv with the old run's epochs up to the checkpoint."""
+def make_optimizer(cfg: DictConfig):
+    """The optimizer factory, tried once on a dummy parameter so that a bad value fails before any data is read."""
+    factory = _instantiate(cfg, "optim")
+    try:
+        factory(params=[torch.zeros(1, requires_grad=True)])
+    except (TypeError, ValueError) as err:
+        raise ConfigError(f"optim ({cfg.get('_target_')}): {err}; check the optim.* overrides.") from None
+    return factory
+
+
+def _carry_history(trainer: pl.Trainer, ckpt_path: str, epoch: int) -> None:
+    """On resume, start the new run's metrics.csv with the old run's epochs up to the checkpoint's."""
     old = Path(ckpt_path).resolve().parent.parent / "metrics.csv"
-    new = out_dir / "metrics.csv"
-    if not old.is_file() or new.exists():
-        return
-    with open(old, newline="") as src:
-        reader = csv.DictReader(src)
-        rows = [r for r in reader if r.get("epoch") and float(r["epoch"]) <= epoch]
-        fields = reader.fieldnames or []
-    with open(new, "w", newline="") as dst:
-        writer = csv.DictWriter(dst, fieldnames=fields)
-        writer.writeheader()
-        writer.writerows(rows)
+    for csv_logger in (lg for lg in trainer.loggers if isinstance(lg, CSVLogger)):
+        new = Path(csv_logger.log_dir) / "metrics.csv"
+        if not old.is_file() or new.exists():
+            continue
+        with open(old, newline="") as src:
+            reader = csv.DictReader(src)
+            rows = [r for r in reader if r.get("epoch") and float(r["epoch"]) <= epoch]
+            fields = reader.fieldnames or []
+        # the writer is created now (it would delete a metrics.csv it finds) and told the old columns
+        csv_logger.experiment.metrics_keys = sorted(set(csv_logger.experiment.metrics_keys) | set(fields))
+        with open(new, "w", newline="") as dst:
+            writer = csv.DictWriter(dst, fieldnames=fields)
+            writer.writeheader()
+            writer.writerows(rows)
 
 
 def _check_resume(checkpoint: dict[str, Any], layers: list, data_cfg: dict, ckpt_path: str) -> None:
@@ -174,7 +200,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     model = LayerListClassifier(
         layers,
         {**datamodule.info(), "config": data_cfg},
-        optimizer=_instantiate(cfg.optim, "optim"),
+        optimizer=make_optimizer(cfg.optim),
         scheduler=_instantiate(cfg.scheduler, "scheduler") if cfg.get("scheduler") else None,
         **_plain(cfg.model),
     )
@@ -185,7 +211,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     (out_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
     trainer = make_trainer(cfg)
     if checkpoint is not None:
-        _carry_history(ckpt_path, checkpoint.get("epoch", -1), out_dir)
+        _carry_history(trainer, ckpt_path, checkpoint.get("epoch", -1))
     trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
     metrics = _scalars(trainer)
     if cfg.get("test", True):

@@ -137,7 +137,7 @@ def parse_layer(index: int, raw: Any) -> LayerSpec:
         if name not in raw:
             if spec.required:
                 raise ArchError(f"{where}: missing required field {name!r} ({spec.help}).")
-            args[name] = spec.default
+            args[name] = spec.check(spec.default)  # defaults in the same normal form as given values
             continue
         try:
             args[name] = spec.check(raw[name])

@@ -1,0 +1,97 @@
+"""Real `src/train.py` and `src/eval.py` runs: the run directory, consistent metrics, eval, resume, the default run."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import pytest
+import torch
+
+from tests.conftest import run_script
+
+RUN_FILES = [
+    ".hydra/config.yaml", "config.yaml", "arch_table.txt", "checkpoints/best.ckpt", "checkpoints/last.ckpt",
+    "metrics.csv", "curves.png", "confusion_matrix.png", "confusion_matrix.csv",
+    "classification_report.txt", "classification_report.json", "results.json",
+]
+
+
+def read_confusion(path) -> torch.Tensor:
+    with open(path, newline="") as f:
+        rows = list(csv.reader(f))[1:]
+    return torch.tensor([[int(v) for v in row[1:]] for row in rows])
+
+
+def test_run_directory_holds_every_report_file(trained_run):
+    missing = [f for f in RUN_FILES if not (trained_run.dir / f).is_file()]
+    assert not missing, missing
+    assert "MFLOPs per image" in (trained_run.dir / "arch_table.txt").read_text()
+    # the console ends with the seed's summary
+    for fragment in ("training error rate:", "test error rate:", "confusion matrix", "classification report"):
+        assert fragment in trained_run.stdout
+
+
+def test_metrics_are_consistent(trained_run):
+    cm = read_confusion(trained_run.dir / "confusion_matrix.csv")
+    results = trained_run.results()
+    assert cm.shape == (10, 10)
+    assert cm.sum() == 360  # digits: data.test_size test images, each counted once
+    assert results["test/acc"] == pytest.approx(cm.trace().item() / cm.sum().item(), abs=1e-6)
+    assert results["test/err"] == pytest.approx(1 - results["test/acc"], abs=1e-6)
+    report = json.loads((trained_run.dir / "classification_report.json").read_text())
+    assert report["accuracy"] == pytest.approx(results["test/acc"], abs=1e-6)
+    assert [report[str(c)]["support"] for c in range(10)] == cm.sum(1).tolist()
+    # metrics.csv has a train and a validation row for each of the two epochs
+    with open(trained_run.dir / "metrics.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert sorted({int(r["epoch"]) for r in rows if r["val/err"]}) == [0, 1]
+    assert sorted({int(r["epoch"]) for r in rows if r["train/loss"]}) == [0, 1]
+
+
+def test_eval_reproduces_the_test_metrics(trained_run, tmp_path):
+    run = run_script("eval.py", tmp_path / "eval", f"ckpt_path={trained_run.dir}/checkpoints/best.ckpt")
+    assert run.returncode == 0, run.output[-3000:]
+    for key in ("test/acc", "test/loss", "train_eval/acc"):
+        assert run.results()[key] == pytest.approx(trained_run.results()[key], abs=1e-6), key
+    assert read_confusion(run.dir / "confusion_matrix.csv").tolist() == \
+        read_confusion(trained_run.dir / "confusion_matrix.csv").tolist()
+    assert (run.dir / "classification_report.txt").is_file()
+
+
+def test_resume_continues_at_the_next_epoch(trained_run, tmp_path):
+    last = trained_run.dir / "checkpoints/last.ckpt"
+    assert torch.load(last, weights_only=True)["epoch"] == 1
+    run = run_script("train.py", tmp_path / "resumed", "trainer.max_epochs=3", "data.batch_size=256",
+                     f"ckpt_path={last}")
+    assert run.returncode == 0, run.output[-3000:]
+    assert "Restored all states" in run.output
+    resumed = torch.load(run.dir / "checkpoints/last.ckpt", weights_only=True)
+    assert resumed["epoch"] == 2  # exactly one more epoch was trained
+    assert resumed["global_step"] == 3 * torch.load(last, weights_only=True)["global_step"] // 2
+    with open(run.dir / "metrics.csv", newline="") as f:
+        epochs = sorted({int(r["epoch"]) for r in csv.DictReader(f) if r["val/err"]})
+    assert epochs == [0, 1, 2]  # the history before the checkpoint is carried over
+
+
+def test_resume_with_another_arch_is_refused(trained_run, tmp_path):
+    run = run_script("train.py", tmp_path / "other", "arch=small", f"ckpt_path={trained_run.dir}/checkpoints/last.ckpt")
+    assert run.returncode == 2
+    assert "different arch or data config" in run.stderr and "Traceback" not in run.output
+
+
+def test_default_experiment_reaches_95_percent(tmp_path):
+    """The README's quick start: `python src/train.py` with no arguments (the seed arch on digits)."""
+    run = run_script("train.py", tmp_path / "default")
+    assert run.returncode == 0, run.output[-3000:]
+    assert run.results()["test/acc"] >= 0.95
+
+
+@pytest.mark.parametrize("overrides", [
+    ("optim=sgd", "scheduler=cosine"), ("optim=rmsprop", "callbacks=early_stop"), ("optim=gd", "arch=seed_deep"),
+])
+def test_optimizers_schedulers_and_archs_run(train, overrides):
+    run = train(*overrides, "arch=small" if "arch=seed_deep" not in overrides else "model.reg=0",
+                "debug=fast")
+    assert run.returncode == 0, run.output[-3000:]
+    assert run.results()["test/acc"] >= 0.0 and (run.dir / "curves.png").is_file()
