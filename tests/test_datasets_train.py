@@ -1,0 +1,46 @@
+"""A short real `src/train.py` run per data set, on tiny files in the real layouts (no download)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests import data_files
+
+CASES = {
+    "mnist": (data_files.write_mnist, ["data.val_size=10", "data.download=false"], 20, None),
+    "cifar10": (data_files.write_cifar10, ["data.val_size=10", "data.download=false"], 20, "airplane"),
+    "cifar100": (data_files.write_cifar100, ["data.val_size=20", "data.download=false"], 200, "apple"),
+    "fer2013": (data_files.write_fer, [], 14, "Neutral"),
+    "fer2013_binary": (data_files.write_fer, [], 4, "Angry"),
+}
+
+
+@pytest.mark.parametrize("data", list(CASES))
+def test_train_runs_on_each_data_set(train, tmp_path, data):
+    write, overrides, n_test, class_name = CASES[data]
+    data_dir = tmp_path / "data"
+    write(data_dir)
+    run = train(f"data={data}", "arch=small", "debug=fast", "data.batch_size=8", *overrides, data_dir=data_dir)
+    assert run.returncode == 0, run.output[-3000:]
+    report = json.loads((run.dir / "classification_report.json").read_text())
+    assert report["macro avg"]["support"] == n_test  # every test image counted once
+    if class_name:
+        assert class_name in report  # class names, not numbers, reach the report
+    if data == "fer2013_binary":
+        assert set(report) == {"Angry", "Happy", "accuracy", "macro avg", "weighted avg"}
+
+
+def test_missing_data_is_a_clear_error(train, tmp_path):
+    run = train("data=fer2013", "arch=small", data_dir=tmp_path / "empty")
+    assert run.returncode == 2 and "Traceback" not in run.output
+    assert str(tmp_path / "empty" / "fer2013" / "fer2013.csv") in run.stderr and "Kaggle" in run.stderr
+
+
+def test_arch_errors_come_before_data_errors(train, tmp_path):
+    """A collapsing arch on MNIST is reported although the data set is missing: nothing was read."""
+    run = train("data=mnist", "data.download=false", "+arch.layers.5.padding=valid", "arch.layers.5.kernel_size=15",
+                data_dir=tmp_path / "empty")
+    assert run.returncode == 2 and "layer 5 (P)" in run.stderr and "input 14x14" in run.stderr
+    assert "1x28x28" in run.stderr and "MNIST" not in run.stderr
