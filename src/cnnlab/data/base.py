@@ -1,0 +1,234 @@
+"""The shared in-memory base: a whole data set held as uint8 tensors, fed in batches with no per-sample work.
+
+Each family only reads its files into uint8 tensors (`read_splits`). Everything else is here: class
+subsets and relabelling, the official and seed split protocols, batching, and normalisation and
+augmentation per batch on the training device (`on_after_batch_transfer`), as the fastest CIFAR
+trainers do.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from sklearn.model_selection import train_test_split
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from cnnlab.data.augment import augment_batch
+from cnnlab.errors import ConfigError, DataError
+
+
+@dataclass
+class Split:
+    """Images (N, C, H, W) uint8 and labels (N,) int64."""
+
+    x: torch.Tensor
+    y: torch.Tensor
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    def take(self, index) -> Split:
+        index = torch.as_tensor(index, dtype=torch.long)
+        return Split(self.x[index], self.y[index])
+
+    @staticmethod
+    def concat(splits: list[Split]) -> Split:
+        return Split(torch.cat([s.x for s in splits]), torch.cat([s.y for s in splits]))
+
+
+class _Indexed(Dataset):
+    """A dataset that returns a whole batch for a tensor of indices: one gather, no collate."""
+
+    def __init__(self, split: Split):
+        self.split = split
+
+    def __len__(self) -> int:
+        return len(self.split)
+
+    def __getitem__(self, index):
+        return self.split.x[index], self.split.y[index]
+
+
+class BatchIndices(Sampler):
+    """Index batches for one rank: shuffled per epoch from `seed` (Lightning calls `set_epoch`), or in order.
+
+    Shards by rank itself so that every evaluation image is seen exactly once across ranks; a final
+    training batch of one image is dropped because batch norm cannot train on it.
+    """
+
+    def __init__(self, n: int, batch_size: int, shuffle: bool, seed: int = 0, rank: int = 0, world: int = 1):
+        self.n, self.batch_size, self.shuffle, self.seed = n, batch_size, shuffle, seed
+        self.rank, self.world, self.epoch = rank, world, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def _indices(self) -> torch.Tensor:
+        if self.shuffle:
+            gen = torch.Generator().manual_seed(self.seed + self.epoch)
+            order = torch.randperm(self.n, generator=gen)
+            # equal shards for training, so that every rank runs the same number of steps
+            per_rank = self.n // self.world
+            return order[self.rank * per_rank:(self.rank + 1) * per_rank]
+        return torch.arange(self.rank, self.n, self.world)
+
+    def __iter__(self):
+        batches = list(torch.split(self._indices(), self.batch_size))
+        if self.shuffle and len(batches) > 1 and len(batches[-1]) == 1:
+            batches.pop()
+        return iter(batches)
+
+    def __len__(self) -> int:
+        n = self.n // self.world if self.shuffle else len(range(self.rank, self.n, self.world))
+        batches = math.ceil(n / self.batch_size)
+        return batches - 1 if self.shuffle and batches > 1 and n % self.batch_size == 1 else batches
+
+
+class InMemoryDataModule(pl.LightningDataModule):
+    """Base for every data set family; subclasses set the class facts and implement `read_splits`."""
+
+    name: str = ""
+    input_shape: tuple[int, int, int] = (1, 1, 1)
+    all_class_names: tuple[str, ...] = ()
+
+    def __init__(
+        self,
+        data_dir: str | Path = "data",
+        batch_size: int = 128,
+        eval_batch_size: int = 1000,
+        protocol: str = "official",
+        val_size: int = 1000,
+        test_size: int = 0,
+        classes: list[int] | None = None,
+        mean: list[float] | None = None,
+        std: list[float] | None = None,
+        augment: dict[str, Any] | None = None,
+        seed: int = 42,
+    ):
+        super().__init__()
+        self.data_dir = Path(data_dir)
+        self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
+        self.protocol, self.val_size, self.test_size, self.seed = protocol, val_size, test_size, seed
+        self.classes = list(classes) if classes is not None else None
+        self.augment = dict(augment or {})
+        c = self.input_shape[0]
+        self.mean = torch.tensor(mean if mean is not None else [0.5] * c).view(1, -1, 1, 1)
+        self.std = torch.tensor(std if std is not None else [0.25] * c).view(1, -1, 1, 1)
+        self.splits: dict[str, Split] = {}
+        self._check()
+
+    def _check(self) -> None:
+        """Checks that need no data, so that a wrong option fails before anything is read."""
+        n = len(self.all_class_names)
+        if self.protocol not in ("official", "seed"):
+            raise ConfigError(f"data.protocol = {self.protocol!r}; expected 'official' (the data set's own splits) "
+                              "or 'seed' (the seed README's: pooled data, 1% test split, 1000 validation images).")
+        for key in ("batch_size", "eval_batch_size"):
+            if not isinstance(getattr(self, key), int) or getattr(self, key) < 1:
+                raise ConfigError(f"data.{key} = {getattr(self, key)!r}; expected a positive integer.")
+        if self.classes is not None:
+            bad = [c for c in self.classes if not isinstance(c, int) or not 0 <= c < n]
+            if bad or not self.classes or len(set(self.classes)) != len(self.classes):
+                raise ConfigError(f"data.classes = {self.classes}; expected distinct labels among 0..{n - 1} "
+                                  f"({', '.join(f'{i} {name}' for i, name in enumerate(self.all_class_names))}).")
+        for key in ("mean", "std"):
+            if getattr(self, key).numel() != self.input_shape[0]:
+                raise ConfigError(f"data.{key} has {getattr(self, key).numel()} values; "
+                                  f"expected one per channel ({self.input_shape[0]}).")
+        unknown = set(self.augment) - {"crop_padding", "flip"}
+        if unknown:
+            raise ConfigError(f"data.augment has unknown keys {sorted(unknown)}; allowed: crop_padding, flip.")
+
+    @property
+    def class_names(self) -> list[str]:
+        names = list(self.all_class_names)
+        return [names[c] for c in self.classes] if self.classes is not None else names
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    def info(self) -> dict[str, Any]:
+        """What a checkpoint needs to use the model without this data set: shapes, classes, normalisation."""
+        return {
+            "name": self.name,
+            "input_shape": list(self.input_shape),
+            "class_names": self.class_names,
+            "mean": self.mean.flatten().tolist(),
+            "std": self.std.flatten().tolist(),
+        }
+
+    # --- reading -----------------------------------------------------------------------------------
+    def read_splits(self) -> dict[str, Split]:
+        """The family's own splits: `train` and `test` always, `val` where the data set defines one."""
+        raise NotImplementedError
+
+    def _subset(self, split: Split, where: str) -> Split:
+        if self.classes is None:
+            return split
+        keep = torch.isin(split.y, torch.tensor(self.classes))
+        relabel = torch.full((len(self.all_class_names),), -1, dtype=torch.long)
+        relabel[torch.tensor(self.classes)] = torch.arange(len(self.classes))
+        if not keep.any():
+            raise DataError(f"{self.name} {where} split has no image of classes {self.classes} "
+                            f"({', '.join(self.class_names)}); check data.classes.")
+        return Split(split.x[keep], relabel[split.y[keep]])
+
+    def _carve(self, split: Split, size: int, what: str) -> tuple[Split, Split]:
+        if not 0 < size < len(split):
+            raise ConfigError(f"data.{what} = {size}: must be between 1 and {len(split) - 1} for the "
+                              f"{len(split)} images it is taken from.")
+        keep, held = train_test_split(torch.arange(len(split)).numpy(), test_size=size, random_state=self.seed)
+        return split.take(keep), split.take(held)
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.splits:
+            return
+        raw = {k: self._subset(v, k) for k, v in self.read_splits().items()}
+        if self.protocol == "seed":
+            # the seed README: pool everything, 1% test split (random_state 42), then the validation images
+            pooled = Split.concat([raw[k] for k in ("train", "val", "test") if k in raw])
+            n_test = math.ceil(0.01 * len(pooled))
+            rest, test = self._carve(pooled, n_test, "test_size")
+            train, val = self._carve(rest, self.val_size, "val_size")
+        else:
+            train = raw["train"]
+            test = raw.get("test")
+            if test is None:
+                train, test = self._carve(train, self.test_size, "test_size")
+            val = raw.get("val")
+            if val is None:
+                train, val = self._carve(train, self.val_size, "val_size")
+        self.splits = {"train": train, "val": val, "test": test}
+
+    # --- feeding -----------------------------------------------------------------------------------
+    def _loader(self, split: str, shuffle: bool) -> DataLoader:
+        data = self.splits[split]
+        rank, world = (self.trainer.global_rank, self.trainer.world_size) if self.trainer else (0, 1)
+        size = self.batch_size if shuffle else self.eval_batch_size
+        sampler = BatchIndices(len(data), size, shuffle, self.seed, rank, world)
+        return DataLoader(_Indexed(data), sampler=sampler, batch_size=None)
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val", shuffle=False)
+
+    def test_dataloader(self) -> list[DataLoader]:
+        """The test split, then the training set unaugmented: the seed reported both errors."""
+        return [self._loader("test", shuffle=False), self._loader("train", shuffle=False)]
+
+    def on_after_batch_transfer(self, batch, dataloader_idx: int):
+        x, y = batch
+        x = x.float().div_(255)
+        training = self.trainer is not None and self.trainer.training
+        if training and self.augment:
+            x = augment_batch(x, self.augment.get("crop_padding", 0), self.augment.get("flip", False))
+        mean, std = self.mean.to(x.device), self.std.to(x.device)
+        return (x - mean) / std, y
