@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import os
 import sys
+import traceback
 from collections.abc import Callable
 from pathlib import Path
 
@@ -19,6 +20,26 @@ def set_root() -> None:
     os.environ.setdefault("CNNLAB_ROOT", str(ROOT))
 
 
+def in_multirun() -> bool:
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+
+
+def _job_failed(err: Exception) -> None:
+    """A failed sweep job: its error goes to error.txt in its folder, and the sweep goes on with the others
+    (Hydra would stop at the end of the batch and skip the summary)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    out_dir = Path(HydraConfig.get().runtime.output_dir)
+    message = f"{type(err).__name__}: {err}".splitlines()[0]
+    trace = "" if isinstance(err, CnnlabError) else "\n" + traceback.format_exc()
+    (out_dir / "error.txt").write_text(message + "\n" + trace)
+    print(f"error in job {out_dir.name}: {message}", file=sys.stderr)
+    return None
+
+
 def friendly_errors(task: Callable) -> Callable:
     """Own errors end the run with `error: ...` and exit code 2; HYDRA_FULL_ERROR=1 shows the traceback."""
 
@@ -26,8 +47,10 @@ def friendly_errors(task: Callable) -> Callable:
     def run(*args, **kwargs):
         try:
             return task(*args, **kwargs)
-        except CnnlabError as err:
-            if os.environ.get("HYDRA_FULL_ERROR") == "1":
+        except Exception as err:
+            if in_multirun():
+                return _job_failed(err)
+            if not isinstance(err, CnnlabError) or os.environ.get("HYDRA_FULL_ERROR") == "1":
                 raise
             print(f"error: {err}", file=sys.stderr)
             sys.exit(2)

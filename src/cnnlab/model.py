@@ -13,6 +13,7 @@ from typing import Any
 import pytorch_lightning as pl
 import torch
 from torch import nn
+from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
 
 from cnnlab.errors import ConfigError
@@ -37,8 +38,11 @@ class LayerListClassifier(pl.LightningModule):
         classes = len(data_info["class_names"])
         self.net = build_network(layers, tuple(data_info["input_shape"]), classes)
         self.criterion = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
-        self.accuracy = nn.ModuleDict({f"{s}_": MulticlassAccuracy(classes, average="micro")
-                                       for s in ("train", "val", *EVAL_SPLITS)})
+        # every metric is a torchmetrics state, reduced across ranks at a point all ranks reach together
+        # (epoch-level self.log(sync_dist=True) syncs lazily, e.g. from rank 0's progress bar, and deadlocks DDP)
+        splits = ("train", "val", *EVAL_SPLITS)
+        self.accuracy = nn.ModuleDict({f"{s}_": MulticlassAccuracy(classes, average="micro") for s in splits})
+        self.mean_loss = nn.ModuleDict({f"{s}_": MeanMetric() for s in splits})
         self.confusion = MulticlassConfusionMatrix(classes)
         self.test_confusion: torch.Tensor | None = None
 
@@ -55,10 +59,9 @@ class LayerListClassifier(pl.LightningModule):
         logits = self.net(x)
         loss = self.criterion(logits, y)
         self.accuracy[f"{split}_"].update(logits.detach(), y)
+        self.mean_loss[f"{split}_"].update(loss.detach(), weight=len(y))
         if split == "test":
             self.confusion.update(logits.detach(), y)
-        self.log(f"{split}/loss", loss.detach(), on_step=False, on_epoch=True, sync_dist=True,
-                 batch_size=len(y), add_dataloader_idx=False)
         return loss
 
     def training_step(self, batch, batch_idx):
@@ -70,24 +73,25 @@ class LayerListClassifier(pl.LightningModule):
     def test_step(self, batch, batch_idx, dataloader_idx: int = 0):
         self._step(batch, EVAL_SPLITS[dataloader_idx])
 
-    def _log_accuracy(self, split: str) -> None:
-        metric = self.accuracy[f"{split}_"]
+    def _log_epoch(self, split: str) -> None:
+        metric, loss = self.accuracy[f"{split}_"], self.mean_loss[f"{split}_"]
         if metric.update_count == 0:
             return
         acc = metric.compute()
-        self.log_dict({f"{split}/acc": acc, f"{split}/err": 1 - acc}, prog_bar=split == "val",
-                      add_dataloader_idx=False)
+        self.log_dict({f"{split}/loss": loss.compute(), f"{split}/acc": acc, f"{split}/err": 1 - acc},
+                      prog_bar=split == "val", add_dataloader_idx=False)
         metric.reset()
+        loss.reset()
 
     def on_train_epoch_end(self) -> None:
-        self._log_accuracy("train")
+        self._log_epoch("train")
 
     def on_validation_epoch_end(self) -> None:
-        self._log_accuracy("val")
+        self._log_epoch("val")
 
     def on_test_epoch_end(self) -> None:
         for split in EVAL_SPLITS:
-            self._log_accuracy(split)
+            self._log_epoch(split)
         # a confusion matrix is not a scalar: kept for the report files, not sent through self.log
         self.test_confusion = self.confusion.compute().cpu()
         self.confusion.reset()

@@ -15,13 +15,15 @@ from typing import Any
 
 import pytorch_lightning as pl
 import torch
+from hydra.core.hydra_config import HydraConfig
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
-from omegaconf import DictConfig, OmegaConf
-from pytorch_lightning.loggers import CSVLogger
+from omegaconf import DictConfig, OmegaConf, open_dict
+from pytorch_lightning.loggers import CSVLogger, WandbLogger
 from pytorch_lightning.utilities.exceptions import MisconfigurationException
 
-from cnnlab import reports
+from cnnlab.callbacks import RunReport
+from cnnlab.cli import in_multirun
 from cnnlab.data import make_datamodule
 from cnnlab.errors import ArchError, CnnlabError, ConfigError
 from cnnlab.layers import load_layers, parse_layers
@@ -96,9 +98,45 @@ def make_trainer(cfg: DictConfig) -> pl.Trainer:
         value = cfg.trainer.get(key)
         if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
             raise ConfigError(f"trainer.{key} = {value!r}; expected an integer.")
+    trainer_cfg, logger_cfg = scale_out(cfg)
     callbacks = [_instantiate(c, "callbacks") for c in (cfg.get("callbacks") or {}).values()]
-    loggers = [_instantiate(c, "logger") for c in (cfg.get("logger") or {}).values()]
-    return _instantiate_trainer(cfg.trainer, callbacks, loggers)
+    callbacks.append(RunReport(cfg.paths.output_dir))
+    loggers = [_instantiate(c, "logger") for c in logger_cfg.values()]
+    for lg in loggers:
+        if isinstance(lg, WandbLogger):  # the whole resolved config, not only the model's arguments
+            lg.log_hyperparams(_plain(cfg))
+    return _instantiate_trainer(trainer_cfg, callbacks, loggers)
+
+
+def scale_out(cfg: DictConfig) -> tuple[DictConfig, DictConfig]:
+    """Trainer and logger configs adjusted for a sweep job: DDP that re-launches sys.argv would re-run the whole
+    sweep in every process, so it becomes ddp_spawn; W&B runs are grouped by sweep and named by their overrides."""
+    trainer_cfg = cfg.trainer.copy()
+    logger_cfg = (cfg.get("logger") or OmegaConf.create({})).copy()
+    if not in_multirun():
+        return trainer_cfg, logger_cfg
+    hydra_cfg = HydraConfig.get()
+    if trainer_cfg.get("strategy") == "ddp":
+        # fork on the CPU (spawn would share the model's CPU tensors between ranks); spawn on GPUs (CUDA cannot fork)
+        replacement = "ddp_fork" if trainer_cfg.get("accelerator") == "cpu" else "ddp_spawn"
+        log.warning("multirun: trainer.strategy=ddp re-launches the command line, which would re-run the sweep "
+                    "in every process; this job uses %s instead (or launch one job per run with SLURM).", replacement)
+        trainer_cfg.strategy = replacement
+    if "wandb" in logger_cfg:
+        with open_dict(logger_cfg):
+            logger_cfg.wandb.group = Path(hydra_cfg.sweep.dir).name
+            logger_cfg.wandb.name = hydra_cfg.job.override_dirname or f"job{hydra_cfg.job.num}"
+    return trainer_cfg, logger_cfg
+
+
+def already_done(cfg: DictConfig, out_dir: Path) -> dict[str, float] | None:
+    """In a sweep re-run into the same folder, a job whose config is unchanged and finished is not run again."""
+    results, config = out_dir / "results.json", out_dir / "config.yaml"
+    if in_multirun() and results.is_file() and config.is_file() and \
+            config.read_text() == OmegaConf.to_yaml(cfg, resolve=True):
+        log.info("%s: finished before with the same config; not run again.", out_dir)
+        return json.loads(results.read_text())
+    return None
 
 
 def _instantiate_trainer(trainer_cfg, callbacks, loggers) -> pl.Trainer:
@@ -150,21 +188,11 @@ def _check_resume(checkpoint: dict[str, Any], layers: list, data_cfg: dict, ckpt
                           f"resume with the same arch=... and data=... options as the original run{hint}.")
 
 
-def evaluate(trainer: pl.Trainer, model: LayerListClassifier, datamodule, out_dir: Path,
+def evaluate(trainer: pl.Trainer, model: LayerListClassifier, datamodule,
              ckpt_path: str | None = None) -> dict[str, float]:
-    """Test split and (unaugmented) training set; on rank 0, every report file and the console summary."""
+    """Test split and (unaugmented) training set; the RunReport callback writes the report files."""
     trainer.test(model, datamodule=datamodule, ckpt_path=ckpt_path, verbose=False)
-    metrics = _scalars(trainer)
-    if trainer.is_global_zero:
-        names = datamodule.class_names
-        cm = model.test_confusion
-        reports.write_confusion_matrix(cm, names, out_dir)
-        text = reports.write_classification_report(cm, names, out_dir)
-        if (out_dir / "metrics.csv").is_file():
-            reports.plot_curves(out_dir / "metrics.csv", out_dir / "curves.png")
-        print("\n" + reports.summary(metrics, cm, names, text))
-        print(f"run directory: {out_dir}")
-    return metrics
+    return _scalars(trainer)
 
 
 def _scalars(trainer: pl.Trainer) -> dict[str, float]:
@@ -180,7 +208,7 @@ def _write_results(out_dir: Path, metrics: dict[str, float], trainer: pl.Trainer
 def _finish_loggers(trainer: pl.Trainer) -> None:
     """Close W&B runs so that the jobs of a sweep never merge into one."""
     for lg in trainer.loggers:
-        if type(lg).__name__ == "WandbLogger":
+        if isinstance(lg, WandbLogger):
             import wandb
 
             wandb.finish()
@@ -189,6 +217,10 @@ def _finish_loggers(trainer: pl.Trainer) -> None:
 def train(cfg: DictConfig) -> dict[str, float]:
     out_dir = Path(cfg.paths.output_dir)
     quiet_lightning()
+    done = already_done(cfg, out_dir)
+    if done is not None:
+        return done
+    (out_dir / "error.txt").unlink(missing_ok=True)  # from an earlier failed attempt of this sweep job
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     layers = arch_layers(cfg.arch)
     data_cfg = _plain(cfg.data)
@@ -216,7 +248,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     metrics = _scalars(trainer)
     if cfg.get("test", True):
         best = getattr(trainer.checkpoint_callback, "best_model_path", "") or None
-        metrics |= evaluate(trainer, model, datamodule, out_dir, ckpt_path=best)
+        metrics |= evaluate(trainer, model, datamodule, ckpt_path=best)
     _write_results(out_dir, metrics, trainer)
     _finish_loggers(trainer)
     return metrics
@@ -240,7 +272,7 @@ def evaluate_checkpoint(cfg: DictConfig) -> dict[str, float]:
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     model = LayerListClassifier.load_from_checkpoint(ckpt_path, map_location="cpu", weights_only=True)
     trainer = make_trainer(cfg)
-    metrics = evaluate(trainer, model, datamodule, out_dir)
+    metrics = evaluate(trainer, model, datamodule)
     _write_results(out_dir, metrics, trainer)
     _finish_loggers(trainer)
     return metrics

@@ -1,0 +1,49 @@
+"""Lightning callbacks of cnnlab's own: the run's report files, written where the test loop ran.
+
+The report is written at the end of the test loop, on global rank 0, inside whatever process ran it: with
+`ddp_spawn` that is a worker, which holds the synced confusion matrix while the launching process does not.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytorch_lightning as pl
+from pytorch_lightning.loggers import WandbLogger
+
+from cnnlab import reports
+
+REPORT_FILES = ("arch_table.txt", "classification_report.txt", "confusion_matrix.csv")
+REPORT_IMAGES = ("curves.png", "confusion_matrix.png")
+
+
+class RunReport(pl.Callback):
+    """At test end: confusion matrix, classification report and curves as files, the console summary, and the
+    same files and images sent to W&B when it is one of the loggers."""
+
+    def __init__(self, out_dir: str | Path):
+        self.out_dir = Path(out_dir)
+
+    def on_test_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if not trainer.is_global_zero:
+            return
+        out, names, cm = self.out_dir, trainer.datamodule.class_names, pl_module.test_confusion
+        reports.write_confusion_matrix(cm, names, out)
+        text = reports.write_classification_report(cm, names, out)
+        if (out / "metrics.csv").is_file():
+            reports.plot_curves(out / "metrics.csv", out / "curves.png")
+        metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
+        print("\n" + reports.summary(metrics, cm, names, text))
+        print(f"run directory: {out}")
+        for logger in trainer.loggers:
+            if isinstance(logger, WandbLogger):
+                self._to_wandb(logger, text)
+
+    def _to_wandb(self, logger: WandbLogger, report_text: str) -> None:
+        for name in REPORT_IMAGES:
+            if (self.out_dir / name).is_file():
+                logger.log_image(key=name.removesuffix(".png"), images=[str(self.out_dir / name)])
+        logger.log_text(key="classification_report", columns=["report"], data=[[report_text]])
+        for name in (*REPORT_FILES, *REPORT_IMAGES):
+            if (self.out_dir / name).is_file():
+                logger.experiment.save(str(self.out_dir / name), base_path=str(self.out_dir), policy="now")

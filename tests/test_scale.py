@@ -1,0 +1,99 @@
+"""Scaling out: Hydra multirun sweeps with a summary, DDP on two CPU processes, W&B offline, the SLURM launcher."""
+
+from __future__ import annotations
+
+import csv
+import os
+import subprocess
+import sys
+
+import pytest
+from hydra import compose, initialize_config_dir
+
+from tests import wandb_records
+from tests.conftest import ROOT
+from tests.test_train_cli import read_confusion
+
+
+def sweep(sweep_dir, *overrides, env=None):
+    cmd = [sys.executable, "src/train.py", "-m", *overrides, f"hydra.sweep.dir={sweep_dir}"]
+    env = {**os.environ, **(env or {}), "CNNLAB_DATA_DIR": str(sweep_dir.parent / "data")}
+    return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+
+
+def test_sweep_summary_failed_job_and_rerun(tmp_path):
+    out = tmp_path / "sweep"
+    args = ("arch=small", "data.batch_size=64,0", "optim.lr=1e-3,3e-3", "debug=fast")
+    proc = sweep(out, *args)
+    assert proc.returncode == 1, proc.stderr[-3000:]  # the sweep finished, and says that jobs failed
+    with open(out / "summary.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 4 and (out / "summary.png").is_file()
+    by_overrides = {r["overrides"]: r for r in rows}
+    good = by_overrides["arch=small data.batch_size=64 optim.lr=0.001 debug=fast"]
+    assert good["status"] == "completed" and 0 <= float(good["test/acc"]) <= 1
+    bad = by_overrides["arch=small data.batch_size=0 optim.lr=0.003 debug=fast"]
+    assert bad["status"].startswith("failed: ConfigError: data.batch_size = 0")
+    assert "2 of 4 jobs did not complete" in proc.stderr
+    # every completed job has its full run directory
+    for row in rows:
+        if row["status"] == "completed":
+            assert (out / row["job"] / "confusion_matrix.csv").is_file()
+    # re-running the same sweep into the same folder runs only what did not finish
+    done = out / good["job"] / "results.json"
+    before = done.stat().st_mtime_ns
+    proc = sweep(out, *args)
+    assert proc.returncode == 1
+    assert done.stat().st_mtime_ns == before
+    assert proc.stderr.count("finished before with the same config") + proc.stdout.count(
+        "finished before with the same config") == 2
+
+
+def test_ddp_on_two_cpu_processes_counts_each_test_image_once(train, tmp_path):
+    run = train("trainer=ddp_cpu", "arch=small", "trainer.max_epochs=2")
+    assert run.returncode == 0, run.output[-3000:]
+    assert "Starting with 2 processes" in run.output
+    cm = read_confusion(run.dir / "confusion_matrix.csv")
+    assert cm.sum() == 360
+    single = train("ckpt_path=" + str(run.dir / "checkpoints/best.ckpt"), script="eval.py")
+    assert single.returncode == 0, single.output[-3000:]
+    assert read_confusion(single.dir / "confusion_matrix.csv").tolist() == cm.tolist()
+    assert single.results()["test/acc"] == pytest.approx(run.results()["test/acc"], abs=1e-6)
+
+
+def test_wandb_offline_logs_config_metrics_and_reports(train, tmp_path, monkeypatch):
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    run = train("logger=wandb", "arch=small", "debug=fast")
+    assert run.returncode == 0, run.output[-3000:]
+    (run_dir,) = (run.dir / "wandb").glob("offline-run-*")
+    history, config = wandb_records.logged(next(run_dir.glob("run-*.wandb")))
+    for key in ("train/loss", "val/err", "test/acc", "train_eval/err", "curves/_type", "confusion_matrix/_type",
+                "classification_report/_type"):
+        assert key in history, key
+    assert {"arch", "data", "optim", "trainer", "layers"} <= config
+    for name in ("arch_table.txt", "classification_report.txt", "curves.png", "confusion_matrix.png"):
+        assert (run_dir / "files" / name).is_file(), name
+    assert (run.dir / "metrics.csv").is_file()  # the CSV record stays
+
+
+def test_slurm_launcher_config_composes():
+    with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
+        cfg = compose("train", ["hydra/launcher=slurm", "trainer=ddp", "trainer.devices=4", "trainer.num_nodes=2"],
+                      return_hydra_config=True)
+    launcher = cfg.hydra.launcher
+    assert launcher._target_.endswith("SlurmLauncher")
+    assert (launcher.gpus_per_node, launcher.tasks_per_node, launcher.nodes) == (4, 4, 2)
+    assert cfg.trainer.strategy == "ddp"
+
+
+def test_ddp_inside_a_sweep_does_not_relaunch_the_sweep(tmp_path):
+    out = tmp_path / "ddp_sweep"
+    proc = sweep(out, "trainer=cpu", "trainer.strategy=ddp", "trainer.devices=2", "arch=small", "debug=fast",
+                 "seed=1,2")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "uses ddp_fork instead" in proc.stderr + proc.stdout
+    with open(out / "summary.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["status"] for r in rows] == ["completed", "completed"]
+    assert all(read_confusion(out / r["job"] / "confusion_matrix.csv").sum() == 360 for r in rows)
