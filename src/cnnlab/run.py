@@ -26,6 +26,7 @@ from cnnlab.callbacks import RunReport
 from cnnlab.cli import in_multirun
 from cnnlab.data import make_datamodule
 from cnnlab.errors import ArchError, CnnlabError, ConfigError
+from cnnlab.inference import read_checkpoint
 from cnnlab.layers import load_layers, parse_layers
 from cnnlab.model import LayerListClassifier
 
@@ -78,15 +79,6 @@ def checkpoint_file(path: str | None) -> str | None:
         raise ConfigError(f"ckpt_path={path} does not exist; runs keep theirs in "
                           "outputs/<task>/<run>/checkpoints/ (last.ckpt to resume, best.ckpt to evaluate).")
     return path
-
-
-def read_checkpoint(path: str) -> dict[str, Any]:
-    """The checkpoint's contents, loaded with weights_only (plain data, no code), or a clear error."""
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # noqa: BLE001 - any unreadable file gets the same advice
-        raise CnnlabError(f"cannot read checkpoint {path}: {type(err).__name__}: {str(err).splitlines()[0]}. "
-                          "Is it a cnnlab .ckpt file, and was it completely written?") from None
 
 
 _INT_TRAINER_KEYS = ("max_epochs", "min_epochs", "max_steps", "log_every_n_steps", "check_val_every_n_epoch",

@@ -1,0 +1,92 @@
+"""What `predict.py` and `export.py` do: class probabilities for image files, and files that run without cnnlab."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+from omegaconf import DictConfig
+
+from cnnlab.errors import ConfigError
+from cnnlab.images import read_inputs
+from cnnlab.inference import Deployable, load_classifier
+
+FORMATS = {"onnx": ".onnx", "torch_export": ".pt2"}
+
+
+def predict(cfg: DictConfig) -> Path:
+    """predictions.csv (file, predicted class, one probability column per class) and a console table."""
+    model = load_classifier(cfg.ckpt_path)
+    names, images = read_inputs(cfg.input, model.input_shape)
+    probs = model.probabilities(images, cfg.batch_size)
+    out = Path(cfg.output) if cfg.get("output") else Path(cfg.paths.output_dir) / "predictions.csv"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    best = probs.argmax(1).tolist()
+    with open(out, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["file", "predicted", "probability", *(f"p_{c}" for c in model.class_names)])
+        for name, k, row in zip(names, best, probs.tolist()):
+            writer.writerow([name, model.class_names[k], f"{row[k]:.6f}", *(f"{p:.6f}" for p in row)])
+    width = max(len(n) for n in names[:20])
+    for name, k, row in list(zip(names, best, probs.tolist()))[:20]:
+        print(f"{name:{width}s}  {model.class_names[k]:>12s}  {row[k]:.4f}")
+    if len(names) > 20:
+        print(f"... {len(names) - 20} more")
+    print(f"{len(names)} predictions: {out}")
+    return out
+
+
+def export(cfg: DictConfig) -> Path:
+    """The model with its normalisation as ONNX (checked with onnxruntime) or a torch.export program (.pt2)."""
+    if cfg.format not in FORMATS:
+        raise ConfigError(f"format={cfg.format!r}; expected one of {', '.join(FORMATS)}.")
+    model = load_classifier(cfg.ckpt_path)
+    module = Deployable(model).eval()
+    out = Path(cfg.output) if cfg.get("output") else Path(cfg.paths.output_dir) / f"model{FORMATS[cfg.format]}"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    example = torch.rand(4, *model.input_shape)
+    batch = {0: torch.export.Dim("batch", min=1, max=1 << 16)}
+    if cfg.format == "onnx":
+        _to_onnx(module, example, batch, out, model.class_names)
+        run = _onnx_runner(out)
+    else:
+        program = torch.export.export(module, (example,), dynamic_shapes=(batch,))
+        torch.export.save(program, out, extra_files={"class_names.json": json.dumps(model.class_names)})
+        loaded = torch.export.load(out).module()
+
+        def run(x):
+            return loaded(torch.from_numpy(x)).detach().numpy()
+
+    check = torch.rand(7, *model.input_shape)
+    with torch.no_grad():
+        expected = module(check).numpy()
+    diff = float(np.abs(run(check.numpy()) - expected).max())
+    if diff > 1e-4:
+        raise ConfigError(f"{out}: the exported model differs from the PyTorch model by {diff:.2e}.")
+    print(f"exported {out} ({cfg.format}); input 'image' float32 N x {' x '.join(map(str, model.input_shape))} "
+          f"in 0..1, output {'probabilities' if model.softmax_output else 'logits'} over "
+          f"{len(model.class_names)} classes; max difference from PyTorch on a test batch: {diff:.1e}")
+    return out
+
+
+def _to_onnx(module, example, batch, out: Path, class_names: list[str]) -> None:
+    try:
+        import onnx
+    except ImportError:
+        raise ConfigError("format=onnx needs the onnx packages: pip install -e '.[export]'") from None
+    torch.onnx.export(module, (example,), str(out), dynamo=True, dynamic_shapes=(batch,), input_names=["image"],
+                      output_names=["output"], external_data=False, verbose=False)
+    proto = onnx.load(str(out))
+    entry = proto.metadata_props.add()
+    entry.key, entry.value = "class_names", json.dumps(class_names)
+    onnx.save(proto, str(out))
+
+
+def _onnx_runner(path: Path):
+    import onnxruntime
+
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return lambda x: session.run(None, {"image": x.astype(np.float32)})[0]

@@ -1,0 +1,19 @@
+"""Export a checkpoint to run without cnnlab: `python src/export.py ckpt_path=<run>/checkpoints/best.ckpt`."""
+
+import hydra
+from omegaconf import DictConfig
+
+from cnnlab.cli import CONFIG_DIR, friendly_errors, set_root
+
+
+@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="export")
+@friendly_errors
+def main(cfg: DictConfig) -> None:
+    from cnnlab.deploy import export
+
+    export(cfg)
+
+
+if __name__ == "__main__":
+    set_root()
+    main()

@@ -1,0 +1,19 @@
+"""Predict classes for images: `python src/predict.py ckpt_path=<run>/checkpoints/best.ckpt input=images/`."""
+
+import hydra
+from omegaconf import DictConfig
+
+from cnnlab.cli import CONFIG_DIR, friendly_errors, set_root
+
+
+@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="predict")
+@friendly_errors
+def main(cfg: DictConfig) -> None:
+    from cnnlab.deploy import predict
+
+    predict(cfg)
+
+
+if __name__ == "__main__":
+    set_root()
+    main()
