@@ -9,9 +9,36 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytorch_lightning as pl
+import torch
 from pytorch_lightning.loggers import WandbLogger
 
 from cnnlab import reports
+from cnnlab.errors import CnnlabError
+
+
+class NonFiniteLoss(CnnlabError):
+    """The training loss became NaN or infinite."""
+
+
+class StopOnNonFiniteLoss(pl.Callback):
+    """Stops at the first NaN or infinite training loss, naming epoch and step, before a checkpoint can store
+    the broken weights (Lightning runs checkpoint callbacks after this one)."""
+
+    def __init__(self, every_n_steps: int = 1):
+        self.every_n_steps = every_n_steps
+
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module, outputs, batch, batch_idx: int) -> None:
+        loss = outputs["loss"] if isinstance(outputs, dict) else outputs
+        if loss is None or trainer.global_step % self.every_n_steps:
+            return
+        if not torch.isfinite(loss).item():
+            last = Path(trainer.checkpoint_callback.dirpath) / "last.ckpt" if trainer.checkpoint_callback else None
+            kept = f" The last good checkpoint is {last}." if last and last.is_file() else ""
+            raise NonFiniteLoss(
+                f"the training loss became {loss.item()} at epoch {trainer.current_epoch}, step {trainer.global_step} "
+                f"(batch {batch_idx} of the epoch).{kept} Likely causes: a learning rate too high for this "
+                "optimizer (try optim.lr 10x lower), inputs not normalised (check data.mean and data.std), "
+                "or no batch norm in a deep network (batch_norm: true on C layers).")
 
 REPORT_FILES = ("arch_table.txt", "classification_report.txt", "confusion_matrix.csv")
 REPORT_IMAGES = ("curves.png", "confusion_matrix.png")

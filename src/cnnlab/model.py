@@ -96,6 +96,15 @@ class LayerListClassifier(pl.LightningModule):
         self.test_confusion = self.confusion.compute().cpu()
         self.confusion.reset()
 
+    # --- checkpoints -------------------------------------------------------------------------------------
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """The RNG state (dropout, augmentation), so that a resumed run draws what the uninterrupted one would."""
+        checkpoint["torch_rng_state"] = torch.get_rng_state()
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        if "torch_rng_state" in checkpoint:
+            torch.set_rng_state(checkpoint["torch_rng_state"])
+
     # --- optimisation ------------------------------------------------------------------------------
     def configure_optimizers(self):
         if self.optimizer_factory is None:

@@ -19,10 +19,11 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
+from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.loggers import CSVLogger, WandbLogger
 from pytorch_lightning.utilities.exceptions import MisconfigurationException
 
-from cnnlab.callbacks import RunReport
+from cnnlab.callbacks import RunReport, StopOnNonFiniteLoss
 from cnnlab.cli import in_multirun
 from cnnlab.data import make_datamodule
 from cnnlab.errors import ArchError, CnnlabError, ConfigError
@@ -92,7 +93,11 @@ def make_trainer(cfg: DictConfig) -> pl.Trainer:
             raise ConfigError(f"trainer.{key} = {value!r}; expected an integer.")
     trainer_cfg, logger_cfg = scale_out(cfg)
     callbacks = [_instantiate(c, "callbacks") for c in (cfg.get("callbacks") or {}).values()]
-    callbacks.append(RunReport(cfg.paths.output_dir))
+    callbacks += [StopOnNonFiniteLoss(), RunReport(cfg.paths.output_dir)]
+    every = cfg.get("checkpoint_every_n_steps")
+    if every:  # last.ckpt also every N steps, for long epochs on machines that may be taken away
+        callbacks.append(ModelCheckpoint(dirpath=Path(cfg.paths.output_dir) / "checkpoints", save_last=True,
+                                         save_top_k=0, every_n_train_steps=every))
     loggers = [_instantiate(c, "logger") for c in logger_cfg.values()]
     for lg in loggers:
         if isinstance(lg, WandbLogger):  # the whole resolved config, not only the model's arguments

@@ -63,10 +63,14 @@ class BatchIndices(Sampler):
 
     def __init__(self, n: int, batch_size: int, shuffle: bool, seed: int = 0, rank: int = 0, world: int = 1):
         self.n, self.batch_size, self.shuffle, self.seed = n, batch_size, shuffle, seed
-        self.rank, self.world, self.epoch = rank, world, 0
+        self.rank, self.world, self.epoch, self.skip = rank, world, 0, 0
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
+
+    def resume_after(self, batches: int) -> None:
+        """The next pass starts after this many batches: a run resumed mid-epoch sees the rest of the same epoch."""
+        self.skip = batches
 
     def _indices(self) -> torch.Tensor:
         if self.shuffle:
@@ -81,7 +85,8 @@ class BatchIndices(Sampler):
         batches = list(torch.split(self._indices(), self.batch_size))
         if self.shuffle and len(batches) > 1 and len(batches[-1]) == 1:
             batches.pop()
-        return iter(batches)
+        skip, self.skip = self.skip, 0
+        return iter(batches[skip:])
 
     def __len__(self) -> int:
         n = self.n // self.world if self.shuffle else len(range(self.rank, self.n, self.world))
@@ -212,10 +217,19 @@ class InMemoryDataModule(pl.LightningDataModule):
         rank, world = (self.trainer.global_rank, self.trainer.world_size) if self.trainer else (0, 1)
         size = self.batch_size if shuffle else self.eval_batch_size
         sampler = BatchIndices(len(data), size, shuffle, self.seed, rank, world)
-        return DataLoader(_Indexed(data), sampler=sampler, batch_size=None)
+        # its own generator: creating an iterator would otherwise draw from the global RNG, so a resumed run
+        # (which iterates the loaders in another order) would see other dropout masks and crops
+        return DataLoader(_Indexed(data), sampler=sampler, batch_size=None, generator=torch.Generator())
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader("train", shuffle=True)
+        loader = self._loader("train", shuffle=True)
+        if self.trainer is not None and self.trainer.fit_loop.restarting:
+            # Lightning restores the count of batches done in the interrupted epoch but replays a plain
+            # loader from its start (and sets the epoch only after the first pass begins); skipping them
+            # in that epoch's order makes a resumed run see exactly the uninterrupted run's data
+            loader.sampler.set_epoch(self.trainer.current_epoch)
+            loader.sampler.resume_after(self.trainer.fit_loop.epoch_loop.batch_progress.current.processed)
+        return loader
 
     def val_dataloader(self) -> DataLoader:
         return self._loader("val", shuffle=False)

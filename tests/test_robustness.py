@@ -1,0 +1,67 @@
+"""Crashes and numerics: a killed run resumes from last.ckpt where it stopped, with the same result; a NaN loss
+stops the run with its epoch and step; the same seed gives the same metrics; checkpoints are written atomically."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+
+from tests.conftest import ROOT, run_script
+
+DETERMINISTIC = ("trainer.deterministic=true", "trainer.max_epochs=2", "arch=small", "checkpoint_every_n_steps=5",
+                 "callbacks.model_checkpoint.monitor=null")
+
+
+def test_killed_run_resumes_mid_epoch_with_the_same_result(tmp_path, monkeypatch):
+    monkeypatch.setenv("PYTHONPATH", str(ROOT))
+    whole = run_script("train.py", tmp_path / "whole", *DETERMINISTIC)
+    assert whole.returncode == 0, whole.output[-3000:]
+
+    killed = run_script("train.py", tmp_path / "killed", *DETERMINISTIC, "+callbacks.kill._target_=tests.faults.KillAtStep",
+                        "+callbacks.kill.step=27")
+    assert killed.returncode == -9  # SIGKILL: nothing ran after it
+    last = tmp_path / "killed" / "checkpoints" / "last.ckpt"
+    saved = torch.load(last, weights_only=True)
+    assert saved["global_step"] == 25  # the step checkpoint before the kill, in the middle of epoch 1
+    assert saved["epoch"] == 1 and not list(last.parent.glob("*.tmp*"))
+
+    resumed = run_script("train.py", tmp_path / "resumed", *DETERMINISTIC, f"ckpt_path={last}")
+    assert resumed.returncode == 0, resumed.output[-3000:]
+    final = torch.load(tmp_path / "resumed" / "checkpoints" / "last.ckpt", weights_only=True)
+    assert final["global_step"] == torch.load(tmp_path / "whole" / "checkpoints" / "last.ckpt",
+                                              weights_only=True)["global_step"]
+    for key in ("test/acc", "test/loss", "val/acc", "train_eval/loss"):
+        assert resumed.results()[key] == pytest.approx(whole.results()[key], abs=1e-6), key
+
+
+def test_same_seed_same_metrics(train, trained_run):
+    again = train("trainer.max_epochs=2", "data.batch_size=256")  # trained_run's settings
+    assert again.returncode == 0, again.output[-3000:]
+    assert again.results() == trained_run.results()
+
+
+def test_nan_loss_stops_with_epoch_step_and_advice(train):
+    run = train("optim=gd", "optim.lr=1e12", "model.reg=0", "trainer.max_epochs=3")
+    assert run.returncode == 2 and "Traceback" not in run.output, run.output[-2000:]
+    assert "the training loss became nan" in run.stderr or "the training loss became inf" in run.stderr
+    assert "at epoch 0, step" in run.stderr and "learning rate" in run.stderr
+
+
+def test_checkpoint_write_is_atomic(tmp_path):
+    """Lightning writes a checkpoint to a temporary file and renames it: a failure while writing leaves the
+    previous checkpoint whole (the property that makes a kill during a save harmless)."""
+    from lightning_fabric.utilities.cloud_io import _atomic_save
+
+    path = tmp_path / "last.ckpt"
+    _atomic_save({"w": torch.ones(3)}, path)
+
+    class Exploding:
+        def __reduce__(self):
+            raise RuntimeError("disk full")
+
+    with pytest.raises(RuntimeError, match="disk full"):
+        _atomic_save({"w": torch.zeros(3), "boom": Exploding()}, path)
+    assert torch.equal(torch.load(path, weights_only=True)["w"], torch.ones(3))
+    assert os.listdir(tmp_path) == ["last.ckpt"]
