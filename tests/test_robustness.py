@@ -19,7 +19,8 @@ def test_killed_run_resumes_mid_epoch_with_the_same_result(tmp_path, monkeypatch
     whole = run_script("train.py", tmp_path / "whole", *DETERMINISTIC)
     assert whole.returncode == 0, whole.output[-3000:]
 
-    killed = run_script("train.py", tmp_path / "killed", *DETERMINISTIC, "+callbacks.kill._target_=tests.faults.KillAtStep",
+    killed = run_script("train.py", tmp_path / "killed", *DETERMINISTIC,
+                        "+callbacks.kill._target_=tests.faults.KillAtStep",
                         "+callbacks.kill.step=27")
     assert killed.returncode == -9  # SIGKILL: nothing ran after it
     last = tmp_path / "killed" / "checkpoints" / "last.ckpt"

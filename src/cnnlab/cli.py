@@ -9,6 +9,8 @@ import traceback
 from collections.abc import Callable
 from pathlib import Path
 
+from hydra.experimental.callback import Callback
+
 from cnnlab.errors import CnnlabError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -56,3 +58,25 @@ def friendly_errors(task: Callable) -> Callable:
             sys.exit(2)
 
     return run
+
+
+class OutputDirCheck(Callback):
+    """Hydra callback: the run (or sweep) folder must be creatable before Hydra makes it, or the user gets
+    Hydra's traceback instead of a sentence."""
+
+    def _check(self, folder: str, key: str) -> None:
+        try:
+            Path(folder).mkdir(parents=True, exist_ok=True)
+            probe = Path(folder) / ".cnnlab-write-test"
+            probe.write_text("")
+            probe.unlink()
+        except OSError as err:
+            print(f"error: cannot write the output folder {folder} ({err.strerror or err}); choose a writable "
+                  f"one with {key}=<folder>, or move all runs with CNNLAB_ROOT=<folder>.", file=sys.stderr)
+            sys.exit(2)
+
+    def on_run_start(self, config, **kwargs) -> None:
+        self._check(config.hydra.run.dir, "hydra.run.dir")
+
+    def on_multirun_start(self, config, **kwargs) -> None:
+        self._check(config.hydra.sweep.dir, "hydra.sweep.dir")

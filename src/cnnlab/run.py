@@ -146,14 +146,41 @@ def _instantiate_trainer(trainer_cfg, callbacks, loggers) -> pl.Trainer:
                           "Lightning's Trainer arguments (conf/trainer/).") from None
 
 
-def make_optimizer(cfg: DictConfig):
-    """The optimizer factory, tried once on a dummy parameter so that a bad value fails before any data is read."""
+def make_optimizer(cfg: DictConfig, scheduler_cfg: DictConfig | None, reg: float):
+    """The optimizer and scheduler factories, tried once on a dummy parameter so that a bad value fails before
+    any data is read rather than inside fit."""
     factory = _instantiate(cfg, "optim")
+    own_decay = "weight_decay" in getattr(factory, "keywords", {})
+    if own_decay and reg:
+        raise ConfigError("both model.reg and optim.weight_decay are set; the seed's L2 penalty is model.reg, "
+                          "so set model.reg=0 to use optim.weight_decay instead.")
+    extra = {} if own_decay else {"weight_decay": reg}
     try:
-        factory(params=[torch.zeros(1, requires_grad=True)])
+        optimizer = factory(params=[torch.zeros(1, requires_grad=True)], **extra)
     except (TypeError, ValueError) as err:
-        raise ConfigError(f"optim ({cfg.get('_target_')}): {err}; check the optim.* overrides.") from None
-    return factory
+        hint = " (weight_decay is model.reg)" if "weight_decay" in str(err) else ""
+        raise ConfigError(f"optim ({cfg.get('_target_')}): {err}{hint}; check the optim.* overrides.") from None
+    scheduler = _instantiate(scheduler_cfg, "scheduler") if scheduler_cfg else None
+    if scheduler is not None:
+        try:
+            optimizer.step()  # no gradients: changes nothing, but lets the scheduler take one real step
+            scheduler(optimizer=optimizer).step()
+        except (TypeError, ValueError, ZeroDivisionError) as err:
+            raise ConfigError(f"scheduler ({scheduler_cfg.get('_target_')}): {err}; check the scheduler.* "
+                              "overrides.") from None
+    return factory, scheduler
+
+
+def check_root(cfg: DictConfig) -> None:
+    """Root options that nothing downstream checks before it is too late."""
+    if not isinstance(cfg.seed, int) or isinstance(cfg.seed, bool):
+        raise ConfigError(f"seed = {cfg.seed!r}; expected an integer.")
+    smoothing = cfg.model.get("label_smoothing", 0.0)
+    if not isinstance(smoothing, int | float) or not 0 <= smoothing < 1:
+        raise ConfigError(f"model.label_smoothing = {smoothing!r}; expected a number 0 <= x < 1.")
+    every = cfg.get("checkpoint_every_n_steps")
+    if every is not None and (not isinstance(every, int) or isinstance(every, bool) or every < 1):
+        raise ConfigError(f"checkpoint_every_n_steps = {every!r}; expected a positive integer or null.")
 
 
 def _carry_history(trainer: pl.Trainer, ckpt_path: str, epoch: int) -> None:
@@ -218,6 +245,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     if done is not None:
         return done
     (out_dir / "error.txt").unlink(missing_ok=True)  # from an earlier failed attempt of this sweep job
+    check_root(cfg)
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     layers = arch_layers(cfg.arch)
     data_cfg = _plain(cfg.data)
@@ -226,13 +254,9 @@ def train(cfg: DictConfig) -> dict[str, float]:
     checkpoint = read_checkpoint(ckpt_path) if ckpt_path else None
     if checkpoint is not None:
         _check_resume(checkpoint, layers, data_cfg, ckpt_path)
-    model = LayerListClassifier(
-        layers,
-        {**datamodule.info(), "config": data_cfg},
-        optimizer=make_optimizer(cfg.optim),
-        scheduler=_instantiate(cfg.scheduler, "scheduler") if cfg.get("scheduler") else None,
-        **_plain(cfg.model),
-    )
+    optimizer, scheduler = make_optimizer(cfg.optim, cfg.get("scheduler"), cfg.model.reg)
+    model = LayerListClassifier(layers, {**datamodule.info(), "config": data_cfg}, optimizer=optimizer,
+                                scheduler=scheduler, **_plain(cfg.model))
     table = model.net.table()
     print(table)
     out_dir.mkdir(parents=True, exist_ok=True)
