@@ -96,8 +96,8 @@ def make_trainer(cfg: DictConfig) -> pl.Trainer:
     callbacks += [StopOnNonFiniteLoss(), RunReport(cfg.paths.output_dir)]
     every = cfg.get("checkpoint_every_n_steps")
     if every:  # last.ckpt also every N steps, for long epochs on machines that may be taken away
-        callbacks.append(ModelCheckpoint(dirpath=Path(cfg.paths.output_dir) / "checkpoints", save_last=True,
-                                         save_top_k=0, every_n_train_steps=every))
+        callbacks.append(ModelCheckpoint(dirpath=Path(cfg.paths.output_dir) / "checkpoints", filename="last",
+                                         save_top_k=1, every_n_train_steps=every, enable_version_counter=False))
     loggers = [_instantiate(c, "logger") for c in logger_cfg.values()]
     for lg in loggers:
         if isinstance(lg, WandbLogger):  # the whole resolved config, not only the model's arguments
@@ -212,6 +212,12 @@ def _check_resume(checkpoint: dict[str, Any], layers: list, data_cfg: dict, ckpt
                           f"resume with the same arch=... and data=... options as the original run{hint}.")
 
 
+def best_checkpoint(trainer: pl.Trainer) -> str | None:
+    """The best checkpoint by the monitored metric (the latest where nothing is monitored), if any was saved."""
+    callbacks = sorted(trainer.checkpoint_callbacks, key=lambda c: c.monitor is None)
+    return next((c.best_model_path for c in callbacks if c.best_model_path), None)
+
+
 def evaluate(trainer: pl.Trainer, model: LayerListClassifier, datamodule,
              ckpt_path: str | None = None) -> dict[str, float]:
     """Test split and (unaugmented) training set; the RunReport callback writes the report files."""
@@ -268,8 +274,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
     metrics = _scalars(trainer)
     if cfg.get("test", True):
-        best = getattr(trainer.checkpoint_callback, "best_model_path", "") or None
-        metrics |= evaluate(trainer, model, datamodule, ckpt_path=best)
+        metrics |= evaluate(trainer, model, datamodule, ckpt_path=best_checkpoint(trainer))
     _write_results(out_dir, metrics, trainer)
     _finish_loggers(trainer)
     return metrics
