@@ -70,7 +70,8 @@ def test_checkpoint_write_is_atomic(tmp_path):
 
 def test_last_checkpoint_follows_every_epoch_even_without_improvement(train):
     """Lightning >= 2.6 refreshes a save_last file only with a new best; cnnlab's last.ckpt must not lag."""
-    run = train("arch=small", "optim.lr=0", "model.reg=0", "trainer.max_epochs=3", "+trainer.limit_train_batches=2")
+    # no batch norm and a zero learning rate: the weights, and so the validation accuracy, never change
+    run = train("optim.lr=0", "model.reg=0", "trainer.max_epochs=3", "+trainer.limit_train_batches=2")
     assert run.returncode == 0, run.output[-3000:]
     best = torch.load(run.dir / "checkpoints" / "best.ckpt", weights_only=True)
     last = torch.load(run.dir / "checkpoints" / "last.ckpt", weights_only=True)
