@@ -75,8 +75,21 @@ class OutputDirCheck(Callback):
                   f"one with {key}=<folder>, or move all runs with CNNLAB_ROOT=<folder>.", file=sys.stderr)
             sys.exit(2)
 
+    def _folder(self, config, key: str) -> str | None:
+        from omegaconf import OmegaConf
+        from omegaconf.errors import InterpolationResolutionError
+
+        try:
+            return OmegaConf.select(config, key, throw_on_resolution_failure=True)
+        except InterpolationResolutionError:  # needs Hydra's runtime values: Hydra reports any problem itself
+            return None
+
     def on_run_start(self, config, **kwargs) -> None:
-        self._check(config.hydra.run.dir, "hydra.run.dir")
+        folder = self._folder(config, "hydra.run.dir")
+        if folder:
+            self._check(folder, "hydra.run.dir")
 
     def on_multirun_start(self, config, **kwargs) -> None:
-        self._check(config.hydra.sweep.dir, "hydra.sweep.dir")
+        folder = self._folder(config, "hydra.sweep.dir")
+        if folder:
+            self._check(folder, "hydra.sweep.dir")

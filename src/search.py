@@ -1,0 +1,19 @@
+"""Learn a layer list with Optuna: `python src/search.py search=cnn_small data=mnist n_trials=50` (see README.md)."""
+
+import hydra
+from omegaconf import DictConfig
+
+from cnnlab.cli import CONFIG_DIR, friendly_errors, set_root
+
+
+@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="search")
+@friendly_errors
+def main(cfg: DictConfig) -> None:
+    from cnnlab.search import run_search
+
+    run_search(cfg)
+
+
+if __name__ == "__main__":
+    set_root()
+    main()

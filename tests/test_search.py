@@ -1,0 +1,77 @@
+"""`src/search.py`: a real Optuna search on digits writes its outputs, its best arch trains, a study resumes,
+two workers share one SQLite study, and a bad space is refused before any trial."""
+
+from __future__ import annotations
+
+import csv
+import os
+import subprocess
+import sys
+
+from tests.conftest import ROOT, run_script
+
+FAST = ("search.epochs=2", "+trainer.limit_train_batches=3", "+trainer.limit_val_batches=1")
+
+
+def trials(folder):
+    with open(folder / "trials.csv", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_search_writes_outputs_and_its_best_arch_trains(tmp_path):
+    run = run_script("search.py", tmp_path / "study", "n_trials=4", *FAST)
+    assert run.returncode == 0, run.output[-3000:]
+    rows = trials(run.dir)
+    assert [int(r["number"]) for r in rows] == [0, 1, 2, 3]
+    assert all(r["state"] in ("COMPLETE", "PRUNED") for r in rows)
+    for name in ("best_arch.yaml", "optimization_history.png", "study.db"):
+        assert (run.dir / name).is_file(), name
+    assert "pruned" in run.stdout and "best: trial" in run.stdout
+    trained = run_script("train.py", tmp_path / "train", "arch=file", f"arch.path={run.dir / 'best_arch.yaml'}",
+                         "debug=fast")
+    assert trained.returncode == 0, trained.output[-3000:]
+
+
+def test_study_resumes_its_trial_count(tmp_path):
+    first = run_script("search.py", tmp_path / "study", "n_trials=2", *FAST)
+    assert first.returncode == 0, first.output[-3000:]
+    again = run_script("search.py", tmp_path / "study", "n_trials=3", *FAST)
+    assert again.returncode == 0, again.output[-3000:]
+    assert [int(r["number"]) for r in trials(again.dir)] == [0, 1, 2]
+
+
+def test_multi_objective_writes_a_pareto_front(tmp_path):
+    run = run_script("search.py", tmp_path / "study", "n_trials=3", "objectives=[val_err,params]", *FAST)
+    assert run.returncode == 0, run.output[-3000:]
+    assert (run.dir / "pareto_front.png").is_file()
+    assert all(len(r["values"].split()) == 2 for r in trials(run.dir))
+
+
+def test_two_workers_share_one_sqlite_study(tmp_path):
+    db = tmp_path / "shared.db"
+    env = {**os.environ, "CNNLAB_DATA_DIR": str(tmp_path / "data")}
+    cmd = [sys.executable, "src/search.py", "n_trials=4", "study_name=shared", f"storage=sqlite:///{db}", *FAST]
+    workers = [subprocess.Popen([*cmd, f"hydra.run.dir={tmp_path}/w{i}"], cwd=ROOT, env=env,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for i in range(2)]
+    outputs = [w.communicate(timeout=600)[0] for w in workers]
+    assert all(w.returncode == 0 for w in workers), outputs
+    import optuna
+
+    study = optuna.load_study(study_name="shared", storage=f"sqlite:///{db}")
+    numbers = [t.number for t in study.trials]
+    # each worker stops once the study holds 4 trials; a trial the other started meanwhile may add one
+    assert 4 <= len(numbers) <= 5 and numbers == list(range(len(numbers)))
+    assert all(t.state.is_finished() for t in study.trials)
+
+
+def test_bad_space_is_refused(train):
+    for overrides, fragment in (
+        (("search.blocks.low=5",), "search.blocks: low 5 must be <= high 3"),
+        (("+search.depth=3",), "unknown keys ['depth']"),
+        (("search.width=[]",), "search.width = []"),
+        (("objectives=[params]",), "objectives = ['params']"),
+        (("n_trials=0",), "n_trials = 0"),
+    ):
+        run = train(*overrides, script="search.py")
+        assert run.returncode == 2 and fragment in run.stderr and "Traceback" not in run.output, run.stderr
+        assert not (run.dir / "study.db").exists()
