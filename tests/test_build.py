@@ -107,3 +107,37 @@ def test_conv_after_flatten_is_an_error():
     with pytest.raises(ArchError, match=r"layer 1 \(C\): needs a spatial input"):
         build_network([{"type": "FC", "num_output": 4}, {"type": "C", "num_output": 4, "kernel_size": 3},
                        {"type": "T"}], (1, 8, 8), 10)
+
+
+RESNET = yaml.safe_load((ROOT / "conf/arch/resnet_small.yaml").read_text())["layers"]
+
+
+def test_residual_block_adds_its_input():
+    net = build_network([{"type": "R", "layers": [{"type": "C", "num_output": 1, "kernel_size": 3,
+                                                   "activation": None}]}, {"type": "T"}], (1, 4, 4), 2)
+    block = net.layers[0]
+    assert isinstance(block.shortcut, torch.nn.Identity)
+    torch.nn.init.zeros_(block.body[0].weight)
+    torch.nn.init.zeros_(block.body[0].bias)
+    x = torch.randn(2, 1, 4, 4)
+    assert torch.equal(block(x), torch.relu(x))  # relu(0 + x)
+
+
+def test_residual_projection_when_the_shape_changes():
+    net = build_network(RESNET, (3, 32, 32), 10)
+    stage = net.layers[2]  # 32 -> 64 channels, stride 2
+    conv = stage.shortcut[0]
+    assert (conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride) == (32, 64, (1, 1), (2, 2))
+    assert isinstance(stage.shortcut[1], torch.nn.BatchNorm2d)
+    assert [r.shape for r in net.rows[1:6]] == [(32, 32, 32), (64, 16, 16), (64, 16, 16), (128, 8, 8), (128, 8, 8)]
+    assert net(torch.zeros(2, 3, 32, 32)).shape == (2, 10)
+    assert net.num_params == sum(p.numel() for p in net.parameters())
+
+
+def test_residual_errors_name_the_nested_layer():
+    with pytest.raises(ArchError, match=r"layer 0 \(R\): its layers turn 1x8x8 into 4"):
+        build_network([{"type": "R", "layers": [{"type": "FC", "num_output": 4}]}, {"type": "T"}], (1, 8, 8), 2)
+    with pytest.raises(ArchError, match=r"layer 1 \(R\) > layer 0 \(P\): the spatial size collapses"):
+        build_network([{"type": "C", "num_output": 2, "kernel_size": 3},
+                       {"type": "R", "layers": [{"type": "P", "kernel_size": 9, "padding": "valid"}]},
+                       {"type": "T"}], (1, 8, 8), 2)

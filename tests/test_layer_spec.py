@@ -104,6 +104,11 @@ BAD = [
     ([C], ["no terminal layer", "{type: T}"]),
     ([C, T, {"type": "FC", "num_output": 4}], ["layer 1 (T)", "must be last", "layer 2 (FC)"]),
     ([], ["non-empty list"]),
+    ([C, {"type": "R", "layers": [{**C, "kernel_size": 0}]}, T],
+     ["layer 1 (R) > layer 0 (C)", "'kernel_size'", "0"]),
+    ([C, {"type": "R", "layers": [C, {"type": "T"}]}, T], ["layer 1 (R) > layer 1 (T)", "cannot sit inside"]),
+    ([C, {"type": "R", "layers": []}, T], ["layer 1 (R)", "'layers'", "non-empty list"]),
+    ([C, {"type": "R"}, T], ["layer 1 (R)", "missing required field 'layers'"]),
     ("C relu 64", ["non-empty list"]),
 ]
 

@@ -37,10 +37,12 @@ class Context:
     index: int
     input_shape: Shape
     num_classes: int
+    parent: str = ""  # 'layer 3 (R) > ' inside a residual block
 
     def fail(self, spec: LayerSpec, message: str) -> ArchError:
         shape = "x".join(map(str, self.input_shape))
-        return ArchError(f"layer {self.index} ({spec.type}): {message} (the data set's input is {shape}).")
+        return ArchError(f"{self.parent}layer {self.index} ({spec.type}): {message} "
+                         f"(the data set's input is {shape}).")
 
 
 @dataclass
@@ -177,6 +179,49 @@ def _flatten(spec: LayerSpec, shape: Shape, ctx: Context) -> Built:
     return Built(nn.Flatten(), (math.prod(shape),))
 
 
+class Residual(nn.Module):
+    """activation(body(x) + shortcut(x)): a ResNet block written as a layer list."""
+
+    def __init__(self, body: nn.Module, shortcut: nn.Module, activation: nn.Module):
+        super().__init__()
+        self.body, self.shortcut, self.activation = body, shortcut, activation
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.activation(self.body(x) + self.shortcut(x))
+
+
+def _projection(spec: LayerSpec, shape: Shape, out: Shape, ctx: Context) -> tuple[nn.Module, int]:
+    """The shortcut: identity when the shape is kept, else a 1x1 convolution (stride chosen so that SAME gives
+    the body's size) with batch norm when the body has it, or a linear map for flat shapes."""
+    if out == shape:
+        return nn.Identity(), 0
+    if len(shape) == 1 and len(out) == 1:
+        return nn.Linear(shape[0], out[0]), 2 * shape[0] * out[0]
+    if len(shape) != 3 or len(out) != 3:
+        raise ctx.fail(spec, f"its layers turn {'x'.join(map(str, shape))} into {'x'.join(map(str, out))}; a "
+                             "residual block must keep its input either spatial or flat, not flatten it")
+    strides = [next((st for st in range(1, i + 1) if math.ceil(i / st) == o), None) for i, o in zip(shape[1:], out[1:])]
+    if None in strides:
+        raise ctx.fail(spec, f"no 1x1 strided projection maps {shape[1]}x{shape[2]} to {out[1]}x{out[2]}; "
+                             "use padding: same inside residual blocks")
+    modules: list[nn.Module] = [nn.Conv2d(shape[0], out[0], 1, tuple(strides), bias=False)]
+    if any(s.args.get("batch_norm") or s.type == "BN" for s in spec["layers"]):
+        modules.append(nn.BatchNorm2d(out[0]))
+    return _seq(modules), 2 * shape[0] * out[0] * out[1] * out[2]
+
+
+def _residual(spec: LayerSpec, shape: Shape, ctx: Context) -> Built:
+    blocks, flops, inner = [], 0, shape
+    parent = f"{ctx.parent}layer {ctx.index} (R) > "
+    for j, layer in enumerate(spec["layers"]):
+        built = BUILDERS[layer.type](layer, inner, Context(j, ctx.input_shape, ctx.num_classes, parent))
+        blocks.append(built.module)
+        inner, flops = built.shape, flops + built.flops
+    shortcut, extra = _projection(spec, shape, inner, ctx)
+    act = _ACTIVATIONS[spec["activation"]]() if spec["activation"] else nn.Identity()
+    return Built(Residual(nn.Sequential(*blocks), shortcut, act), inner, flops + extra)
+
+
 BUILDERS: dict[str, Callable[[LayerSpec, Shape, Context], Built]] = {
     "C": _conv,
     "P": _pool,
@@ -184,6 +229,7 @@ BUILDERS: dict[str, Callable[[LayerSpec, Shape, Context], Built]] = {
     "T": _dense,
     "DO": _dropout,
     "A": _activation,
+    "R": _residual,
     "BN": _batch_norm,
     "GAP": _global_avg_pool,
     "F": _flatten,
@@ -193,6 +239,9 @@ BUILDERS: dict[str, Callable[[LayerSpec, Shape, Context], Built]] = {
 def describe(spec: LayerSpec) -> str:
     """A compact one-line reading of a spec for the table, e.g. `64 k3x3 s1x1 relu do8.3`."""
     a, parts = spec.args, []
+    if spec.type == "R":
+        inner = "; ".join(f"{s.type} {describe(s)}".strip() for s in a["layers"])
+        return f"[{inner}] + input" + (f", {a['activation']}" if a["activation"] else "")
     if "pool" in a:
         parts.append(a["pool"])
     if "num_output" in a:

@@ -28,6 +28,12 @@ def _optional_pair(value: Any) -> tuple[int, int] | None:
     return None if value is None else pair(value)
 
 
+def _nonempty_list(value: Any) -> list:
+    if isinstance(value, list | tuple) and value:
+        return list(value)
+    raise ValueError("a non-empty list of layers, e.g. [{type: C, num_output: 64, kernel_size: 3}]")
+
+
 _DROP = Field(percent, 0.0, "dropout after the layer, in percent")
 _ACT = Field(activation, "relu", "activation after the linear part")
 _BN = Field(boolean, False, "batch norm between the linear part and the activation")
@@ -64,6 +70,10 @@ LAYER_FIELDS: dict[str, dict[str, Field]] = {
     },
     "DO": {"drop_out": Field(percent, help="dropout in percent")},
     "A": {"activation": Field(choice(*ACTIVATIONS), help="activation on its own")},
+    "R": {
+        "layers": Field(lambda v: _nonempty_list(v), help="the block's own layer list (no T)"),
+        "activation": Field(activation, "relu", "activation after the sum"),
+    },
     "BN": {},
     "GAP": {},
     "F": {},
@@ -76,6 +86,7 @@ LAYER_HELP = {
     "T": "terminal dense layer, one output per class of the data set; must be last",
     "DO": "dropout on its own",
     "A": "activation on its own",
+    "R": "residual block: its layers, plus the input (projected when the shape changes), then activation",
     "BN": "batch norm on its own",
     "GAP": "global average pooling (flattens)",
     "F": "flatten",
@@ -111,22 +122,23 @@ def _to_plain(value: Any) -> Any:
     return value
 
 
-def parse_layer(index: int, raw: Any) -> LayerSpec:
-    """Check one layer mapping; the error names the layer, the field, the value and what is allowed."""
+def parse_layer(index: int, raw: Any, parent: str = "") -> LayerSpec:
+    """Check one layer mapping; the error names the layer, the field, the value and what is allowed.
+    `parent` locates a layer inside a residual block: 'layer 3 (R) > '."""
     if not isinstance(raw, Mapping):
-        raise ArchError(f"layer {index}: expected a mapping such as {{type: C, num_output: 64, kernel_size: 3}}, "
-                        f"got {raw!r}.")
+        raise ArchError(f"{parent}layer {index}: expected a mapping such as "
+                        f"{{type: C, num_output: 64, kernel_size: 3}}, got {raw!r}.")
     if "_target_" in raw:
-        raise ArchError(f"layer {index}: '_target_' is not allowed in a layer list: an architecture is data, "
+        raise ArchError(f"{parent}layer {index}: '_target_' is not allowed in a layer list: an architecture is data, "
                         f"never code to import. Use a layer type ({', '.join(LAYER_FIELDS)}).")
     kind = raw.get("type")
     if kind is None:
-        raise ArchError(f"layer {index}: missing field 'type'; allowed types: {', '.join(LAYER_FIELDS)}.")
+        raise ArchError(f"{parent}layer {index}: missing field 'type'; allowed types: {', '.join(LAYER_FIELDS)}.")
     if kind not in LAYER_FIELDS:
-        raise ArchError(f"layer {index}: unknown type {kind!r}; allowed types: {', '.join(LAYER_FIELDS)}."
+        raise ArchError(f"{parent}layer {index}: unknown type {kind!r}; allowed types: {', '.join(LAYER_FIELDS)}."
                         + _suggest(str(kind), list(LAYER_FIELDS)))
     fields = LAYER_FIELDS[kind]
-    where = f"layer {index} ({kind})"
+    where = f"{parent}layer {index} ({kind})"
     for name in raw:
         if name != "type" and name not in fields:
             allowed = ", ".join(fields) or "none"
@@ -143,6 +155,12 @@ def parse_layer(index: int, raw: Any) -> LayerSpec:
             args[name] = spec.check(raw[name])
         except ValueError as err:
             raise ArchError(f"{where}: field {name!r} = {raw[name]!r} is not allowed; expected {err}.") from None
+    if kind == "R":
+        args["layers"] = [parse_layer(j, r, f"{where} > ") for j, r in enumerate(args["layers"])]
+        inner_t = [j for j, spec in enumerate(args["layers"]) if spec.type == "T"]
+        if inner_t:
+            raise ArchError(f"{where} > layer {inner_t[0]} (T): the terminal layer cannot sit inside a residual "
+                            "block; put it last in the main list.")
     return LayerSpec(kind, args)
 
 
