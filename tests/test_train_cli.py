@@ -89,9 +89,10 @@ def test_default_experiment_reaches_95_percent(tmp_path):
 
 @pytest.mark.parametrize("overrides", [
     ("optim=sgd", "scheduler=cosine"), ("optim=rmsprop", "callbacks=early_stop"), ("optim=gd", "arch=seed_deep"),
+    ("scheduler=onecycle", "model.label_smoothing=0.1"), ("scheduler=warmup_linear", "arch=resnet_small"),
 ])
 def test_optimizers_schedulers_and_archs_run(train, overrides):
-    run = train(*overrides, "arch=small" if "arch=seed_deep" not in overrides else "model.reg=0",
-                "debug=fast")
+    has_arch = any(o.startswith("arch=") for o in overrides)
+    run = train(*overrides, "model.reg=0" if has_arch else "arch=small", "debug=fast")
     assert run.returncode == 0, run.output[-3000:]
     assert run.results()["test/acc"] >= 0.0 and (run.dir / "curves.png").is_file()

@@ -31,6 +31,9 @@ class LayerListClassifier(pl.LightningModule):
         scheduler: Callable[..., Any] | None = None,
         reg: float = 1e-3,
         label_smoothing: float = 0.0,
+        tta_flip: bool = False,
+        channels_last: bool = False,
+        compile: bool | str = False,
     ):
         super().__init__()
         self.save_hyperparameters(ignore=["optimizer", "scheduler"])
@@ -46,17 +49,26 @@ class LayerListClassifier(pl.LightningModule):
         self.confusion = MulticlassConfusionMatrix(classes)
         self.test_confusion: torch.Tensor | None = None
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x)
+    def setup(self, stage: str) -> None:
+        if self.hparams.channels_last:
+            self.net.to(memory_format=torch.channels_last)
+        if self.hparams.compile and "_compiled" not in self.__dict__:
+            backend = self.hparams.compile if isinstance(self.hparams.compile, str) else "inductor"
+            # kept out of the module tree: checkpoints hold the plain network's weights (no _orig_mod. keys)
+            self.__dict__["_compiled"] = torch.compile(self.net, backend=backend)
 
-    def predict_proba(self, x: torch.Tensor) -> torch.Tensor:
-        """Class probabilities: the softmax the seed's `T` layer declared, applied at prediction only."""
-        return self.net(x).softmax(dim=1)
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.hparams.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return self.__dict__.get("_compiled", self.net)(x)
+
 
     # --- steps -------------------------------------------------------------------------------------
     def _step(self, batch, split: str) -> torch.Tensor:
         x, y = batch
-        logits = self.net(x)
+        logits = self(x)
+        if self.hparams.tta_flip and split not in ("train",):
+            logits = (logits + self(x.flip(3))) / 2  # test-time augmentation: the mirror image votes too
         loss = self.criterion(logits, y)
         self.accuracy[f"{split}_"].update(logits.detach(), y)
         self.mean_loss[f"{split}_"].update(loss.detach(), weight=len(y))
@@ -118,5 +130,9 @@ class LayerListClassifier(pl.LightningModule):
         optimizer = self.optimizer_factory(params=self.parameters(), **kwargs)
         if self.scheduler_factory is None:
             return optimizer
-        return {"optimizer": optimizer,
-                "lr_scheduler": {"scheduler": self.scheduler_factory(optimizer=optimizer), "interval": "epoch"}}
+        if getattr(getattr(self.scheduler_factory, "func", None), "per_step", False):
+            total = int(self.trainer.estimated_stepping_batches)
+            schedule = {"scheduler": self.scheduler_factory(optimizer=optimizer, total_steps=total), "interval": "step"}
+        else:
+            schedule = {"scheduler": self.scheduler_factory(optimizer=optimizer), "interval": "epoch"}
+        return {"optimizer": optimizer, "lr_scheduler": schedule}

@@ -164,7 +164,8 @@ def make_optimizer(cfg: DictConfig, scheduler_cfg: DictConfig | None, reg: float
     if scheduler is not None:
         try:
             optimizer.step()  # no gradients: changes nothing, but lets the scheduler take one real step
-            scheduler(optimizer=optimizer).step()
+            steps = {"total_steps": 100} if getattr(getattr(scheduler, "func", None), "per_step", False) else {}
+            scheduler(optimizer=optimizer, **steps).step()
         except (TypeError, ValueError, ZeroDivisionError) as err:
             raise ConfigError(f"scheduler ({scheduler_cfg.get('_target_')}): {err}; check the scheduler.* "
                               "overrides.") from None

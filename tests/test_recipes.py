@@ -1,0 +1,66 @@
+"""Training recipes: per-step LR schedules, test-time flip averaging, channels_last, torch.compile checkpoints."""
+
+from __future__ import annotations
+
+import functools
+
+import pytest
+import pytorch_lightning as pl
+import torch
+
+from cnnlab.data import make_datamodule
+from cnnlab.model import LayerListClassifier
+from cnnlab.schedules import one_cycle, warmup_linear
+
+SMALL = [{"type": "C", "num_output": 4, "kernel_size": 3}, {"type": "GAP"}, {"type": "T"}]
+
+
+def test_warmup_linear_rises_then_decays_to_final():
+    opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
+    sched = warmup_linear(opt, total_steps=100, warmup=0.1, final=0.0)
+    lrs = []
+    for _ in range(100):
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    assert lrs[0] == pytest.approx(0.1) and lrs[9] == pytest.approx(1.0)
+    assert max(lrs) == pytest.approx(1.0) and lrs[-1] < 0.02
+
+
+def _fit(scheduler, tmp_path, **model_options):
+    dm = make_datamodule({"family": "digits", "batch_size": 64, "test_size": 360, "val_size": 180}, tmp_path)
+    model = LayerListClassifier(SMALL, {**dm.info(), "config": {}}, optimizer=functools.partial(torch.optim.SGD,
+                                lr=0.1), scheduler=scheduler, reg=0.0, **model_options)
+    trainer = pl.Trainer(max_epochs=2, limit_train_batches=5, limit_val_batches=1, logger=False,
+                         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)
+    trainer.fit(model, datamodule=dm)
+    return trainer, model, dm
+
+
+def test_per_step_schedules_get_the_run_length_and_step_every_batch(tmp_path):
+    trainer, _, _ = _fit(functools.partial(one_cycle, max_lr=0.1), tmp_path)
+    config = trainer.lr_scheduler_configs[0]
+    assert config.interval == "step" and config.scheduler.total_steps == 10
+    assert config.scheduler.last_epoch == 10  # stepped after each of the 10 batches
+
+
+def test_tta_flip_averages_the_mirror_image(tmp_path):
+    trainer, model, dm = _fit(None, tmp_path, tta_flip=True, channels_last=True)
+    x, y = next(iter(dm.val_dataloader()))
+    x, y = dm.on_after_batch_transfer((x, y), 0)
+    model.eval()
+    with torch.no_grad():
+        expected = torch.nn.functional.cross_entropy((model(x) + model(x.flip(3))) / 2, y)
+        model.mean_loss["val_"].reset()
+        model._step((x, y), "val")
+        assert model.mean_loss["val_"].compute() == pytest.approx(expected.item(), rel=1e-5)
+
+
+def test_compiled_model_saves_plain_checkpoints(train):
+    run = train("arch=small", "model.compile=eager", "debug=fast")
+    assert run.returncode == 0, run.output[-3000:]
+    keys = torch.load(run.dir / "checkpoints" / "best.ckpt", weights_only=True)["state_dict"]
+    assert keys and not [k for k in keys if "_orig_mod" in k]
+    evaluated = train(f"ckpt_path={run.dir / 'checkpoints' / 'best.ckpt'}", script="eval.py")
+    assert evaluated.returncode == 0, evaluated.output[-3000:]
+    assert evaluated.results()["test/acc"] == pytest.approx(run.results()["test/acc"], abs=1e-6)
