@@ -44,3 +44,26 @@ def test_arch_errors_come_before_data_errors(train, tmp_path):
                 data_dir=tmp_path / "empty")
     assert run.returncode == 2 and "layer 5 (P)" in run.stderr and "input 14x14" in run.stderr
     assert "1x28x28" in run.stderr and "MNIST" not in run.stderr
+
+
+@pytest.mark.parametrize("experiment", ["seed_fer2013_binary", "seed_fer2013", "seed_mnist", "seed_cifar10",
+                                        "seed_cifar100", "mnist_fast"])
+def test_experiments_compose(experiment):
+    from hydra import compose, initialize_config_dir
+
+    from tests.conftest import ROOT
+
+    with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
+        cfg = compose("train", [f"experiment={experiment}"])
+    if experiment.startswith("seed_"):
+        assert cfg.arch.name == "seed" and cfg.data.protocol == "seed" and cfg.data.batch_size == 1500
+        assert cfg.optim.lr == 1e-3 and cfg.model.reg == 1e-3 and cfg.trainer.max_epochs == 30
+        assert cfg.data.family == experiment.removeprefix("seed_").removesuffix("_binary")
+    else:
+        assert cfg.arch.name == "mnist_fast" and cfg.data.family == "mnist"
+
+
+def test_mnist_fast_runs_on_tiny_mnist(train, tmp_path):
+    data_files.write_mnist(tmp_path / "data")
+    run = train("experiment=mnist_fast", "data.val_size=10", "data.download=false", data_dir=tmp_path / "data")
+    assert run.returncode == 0, run.output[-3000:]
