@@ -22,6 +22,16 @@ from cnnlab.layers import build_network
 EVAL_SPLITS = ("test", "train_eval")  # test dataloaders, in order: the test split, the training set unaugmented
 
 
+def decay_kwargs(optimizer_factory: Callable, reg: float) -> dict[str, float]:
+    """The seed's L2 penalty as the optimizer's weight_decay, unless the optimizer config sets its own."""
+    if "weight_decay" in getattr(optimizer_factory, "keywords", {}):
+        if reg:
+            raise ConfigError("both model.reg and optim.weight_decay are set; the seed's L2 penalty is "
+                              "model.reg, so set model.reg=0 to use optim.weight_decay instead.")
+        return {}
+    return {"weight_decay": reg}
+
+
 class LayerListClassifier(pl.LightningModule):
     def __init__(
         self,
@@ -121,13 +131,8 @@ class LayerListClassifier(pl.LightningModule):
     def configure_optimizers(self):
         if self.optimizer_factory is None:
             raise ConfigError("no optimizer configured; choose one with optim=adam|sgd|rmsprop|gd.")
-        keywords = getattr(self.optimizer_factory, "keywords", {})
-        reg = self.hparams.reg
-        if "weight_decay" in keywords and reg:
-            raise ConfigError("both model.reg and optim.weight_decay are set; the seed's L2 penalty is "
-                              "model.reg, so set model.reg=0 to use optim.weight_decay instead.")
-        kwargs = {} if "weight_decay" in keywords else {"weight_decay": reg}
-        optimizer = self.optimizer_factory(params=self.parameters(), **kwargs)
+        optimizer = self.optimizer_factory(params=self.parameters(),
+                                           **decay_kwargs(self.optimizer_factory, self.hparams.reg))
         if self.scheduler_factory is None:
             return optimizer
         if getattr(getattr(self.scheduler_factory, "func", None), "per_step", False):

@@ -29,7 +29,7 @@ from cnnlab.data import make_datamodule
 from cnnlab.errors import ArchError, CnnlabError, ConfigError
 from cnnlab.inference import read_checkpoint
 from cnnlab.layers import load_layers, parse_layers
-from cnnlab.model import LayerListClassifier
+from cnnlab.model import LayerListClassifier, decay_kwargs
 
 log = logging.getLogger("cnnlab")
 
@@ -71,15 +71,6 @@ def _instantiate(cfg: Any, what: str) -> Any:
         return instantiate(cfg)
     except InstantiationException as err:
         raise ConfigError(f"{what}: {err}".splitlines()[0]) from None
-
-
-def checkpoint_file(path: str | None) -> str | None:
-    if path is None:
-        return None
-    if not Path(path).is_file():
-        raise ConfigError(f"ckpt_path={path} does not exist; runs keep theirs in "
-                          "outputs/<task>/<run>/checkpoints/ (last.ckpt to resume, best.ckpt to evaluate).")
-    return path
 
 
 _INT_TRAINER_KEYS = ("max_epochs", "min_epochs", "max_steps", "log_every_n_steps", "check_val_every_n_epoch",
@@ -150,13 +141,8 @@ def make_optimizer(cfg: DictConfig, scheduler_cfg: DictConfig | None, reg: float
     """The optimizer and scheduler factories, tried once on a dummy parameter so that a bad value fails before
     any data is read rather than inside fit."""
     factory = _instantiate(cfg, "optim")
-    own_decay = "weight_decay" in getattr(factory, "keywords", {})
-    if own_decay and reg:
-        raise ConfigError("both model.reg and optim.weight_decay are set; the seed's L2 penalty is model.reg, "
-                          "so set model.reg=0 to use optim.weight_decay instead.")
-    extra = {} if own_decay else {"weight_decay": reg}
     try:
-        optimizer = factory(params=[torch.zeros(1, requires_grad=True)], **extra)
+        optimizer = factory(params=[torch.zeros(1, requires_grad=True)], **decay_kwargs(factory, reg))
     except (TypeError, ValueError) as err:
         hint = " (weight_decay is model.reg)" if "weight_decay" in str(err) else ""
         raise ConfigError(f"optim ({cfg.get('_target_')}): {err}{hint}; check the optim.* overrides.") from None
@@ -257,7 +243,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     layers = arch_layers(cfg.arch)
     data_cfg = _plain(cfg.data)
     datamodule = make_datamodule(data_cfg, cfg.paths.data_dir)
-    ckpt_path = checkpoint_file(cfg.ckpt_path)
+    ckpt_path = cfg.ckpt_path
     checkpoint = read_checkpoint(ckpt_path) if ckpt_path else None
     if checkpoint is not None:
         _check_resume(checkpoint, layers, data_cfg, ckpt_path)
@@ -285,7 +271,7 @@ def evaluate_checkpoint(cfg: DictConfig) -> dict[str, float]:
     """`eval.py`: the checkpoint on its data set's test split (or `data=...`), with the same report files."""
     out_dir = Path(cfg.paths.output_dir)
     quiet_lightning()
-    ckpt_path = checkpoint_file(cfg.ckpt_path)
+    ckpt_path = cfg.ckpt_path
     saved = read_checkpoint(ckpt_path).get("hyper_parameters", {})
     if "layers" not in saved or "data_info" not in saved:
         raise CnnlabError(f"{ckpt_path} is not a cnnlab checkpoint (no layer list or data info in it).")
