@@ -63,12 +63,18 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
                           "Is it a cnnlab .ckpt file, and was it completely written?") from None
 
 
-def load_classifier(path: str | Path) -> Classifier:
+def read_cnnlab_checkpoint(path: str | Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(checkpoint, its hyper-parameters), refusing a file without cnnlab's layer list, data info and weights."""
     checkpoint = read_checkpoint(path)
     saved = checkpoint.get("hyper_parameters", {}) if isinstance(checkpoint, dict) else {}
-    info = saved.get("data_info")
-    if "layers" not in saved or not info or "state_dict" not in checkpoint:
+    if "layers" not in saved or not saved.get("data_info") or "state_dict" not in checkpoint:
         raise CnnlabError(f"{path} is not a cnnlab checkpoint (no layer list, data info or weights in it).")
+    return checkpoint, saved
+
+
+def load_classifier(path: str | Path) -> Classifier:
+    checkpoint, saved = read_cnnlab_checkpoint(path)
+    info = saved["data_info"]
     try:
         net = build_network(saved["layers"], tuple(info["input_shape"]), len(info["class_names"]))
     except ArchError as err:

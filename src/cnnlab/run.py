@@ -26,8 +26,8 @@ from pytorch_lightning.utilities.exceptions import MisconfigurationException
 from cnnlab.callbacks import RunReport, StopOnNonFiniteLoss
 from cnnlab.cli import in_multirun
 from cnnlab.data import make_datamodule
-from cnnlab.errors import ArchError, CnnlabError, ConfigError
-from cnnlab.inference import read_checkpoint
+from cnnlab.errors import ArchError, ConfigError
+from cnnlab.inference import read_checkpoint, read_cnnlab_checkpoint
 from cnnlab.layers import load_layers, parse_layers
 from cnnlab.model import LayerListClassifier, decay_kwargs
 
@@ -98,7 +98,8 @@ def make_trainer(cfg: DictConfig) -> pl.Trainer:
 
 def scale_out(cfg: DictConfig) -> tuple[DictConfig, DictConfig]:
     """Trainer and logger configs adjusted for a sweep job: DDP that re-launches sys.argv would re-run the whole
-    sweep in every process, so it becomes ddp_spawn; W&B runs are grouped by sweep and named by their overrides."""
+    sweep in every process, so it becomes ddp_fork (CPU) or ddp_spawn (GPU); W&B runs are grouped by sweep and
+    named by their overrides."""
     trainer_cfg = cfg.trainer.copy()
     logger_cfg = (cfg.get("logger") or OmegaConf.create({})).copy()
     if not in_multirun():
@@ -272,9 +273,7 @@ def evaluate_checkpoint(cfg: DictConfig) -> dict[str, float]:
     out_dir = Path(cfg.paths.output_dir)
     quiet_lightning()
     ckpt_path = cfg.ckpt_path
-    saved = read_checkpoint(ckpt_path).get("hyper_parameters", {})
-    if "layers" not in saved or "data_info" not in saved:
-        raise CnnlabError(f"{ckpt_path} is not a cnnlab checkpoint (no layer list or data info in it).")
+    _, saved = read_cnnlab_checkpoint(ckpt_path)
     data_cfg = _plain(cfg.data) if cfg.get("data") else saved["data_info"]["config"]
     datamodule = make_datamodule(data_cfg, cfg.paths.data_dir)
     if datamodule.info()["input_shape"] != saved["data_info"]["input_shape"] or \

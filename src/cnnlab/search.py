@@ -223,8 +223,7 @@ def _plots(study: optuna.Study, out_dir: Path, objectives: list[str]) -> None:
     warnings.filterwarnings("ignore", message="Some regimes for parameter")  # few trials: said in the plot
     target = {"target": (lambda t: t.values[0]), "target_name": "val_err"} if len(objectives) > 1 else {}
     plots = {"optimization_history.png": lambda: ov.plot_optimization_history(study, **target)}
-    if len({tuple(sorted(t.params)) for t in study.trials if t.params}) and \
-            sum(t.state.name == "COMPLETE" for t in study.trials) > 1:
+    if sum(t.state.name == "COMPLETE" for t in study.trials) > 1:  # importances need two finished trials
         plots["param_importances.png"] = lambda: ov.plot_param_importances(study, **target)
     if len(objectives) > 1:
         plots["pareto_front.png"] = lambda: ov.plot_pareto_front(study, target_names=objectives)
@@ -238,6 +237,6 @@ def _plots(study: optuna.Study, out_dir: Path, objectives: list[str]) -> None:
 
 
 def run_search(cfg: DictConfig) -> optuna.Study:
-    if not isinstance(cfg.n_trials, int) or cfg.n_trials < 1 or math.isnan(cfg.n_trials):
+    if not isinstance(cfg.n_trials, int) or isinstance(cfg.n_trials, bool) or cfg.n_trials < 1:
         raise ConfigError(f"n_trials = {cfg.n_trials!r}; expected a positive integer.")
     return Search(cfg).run()
