@@ -49,6 +49,14 @@ def test_metrics_are_consistent(trained_run):
     assert sorted({int(r["epoch"]) for r in rows if r["train/loss"]}) == [0, 1]
 
 
+def test_results_say_where_the_wall_time_went(trained_run):
+    """time/startup_s (process start to the first step), fit and test time, all within the whole process."""
+    results = trained_run.results()
+    startup, fit, test, total = (results[f"time/{k}_s"] for k in ("startup", "fit", "test", "total"))
+    assert 0.5 < startup < total and 0 < fit < total and 0 < test < total  # Python + torch imports take > 0.5 s
+    assert startup + fit + test <= total + 1.0  # the parts do not overlap (startup ends inside fit)
+
+
 def test_eval_reproduces_the_test_metrics(trained_run, tmp_path):
     run = run_script("eval.py", tmp_path / "eval", f"ckpt_path={trained_run.dir}/checkpoints/best.ckpt")
     assert run.returncode == 0, run.output[-3000:]

@@ -30,6 +30,7 @@ from cnnlab.errors import ArchError, ConfigError
 from cnnlab.inference import read_checkpoint, read_cnnlab_checkpoint
 from cnnlab.layers import load_layers, parse_layers
 from cnnlab.model import LayerListClassifier, decay_kwargs
+from cnnlab.timing import Timing, process_age
 
 log = logging.getLogger("cnnlab")
 
@@ -84,7 +85,7 @@ def make_trainer(cfg: DictConfig) -> pl.Trainer:
             raise ConfigError(f"trainer.{key} = {value!r}; expected an integer.")
     trainer_cfg, logger_cfg = scale_out(cfg)
     callbacks = [_instantiate(c, "callbacks") for c in (cfg.get("callbacks") or {}).values()]
-    callbacks += [StopOnNonFiniteLoss(), RunReport(cfg.paths.output_dir)]
+    callbacks += [StopOnNonFiniteLoss(), RunReport(cfg.paths.output_dir), Timing()]
     every = cfg.get("checkpoint_every_n_steps")
     if every:  # last.ckpt also every N steps, for long epochs on machines that may be taken away
         callbacks.append(ModelCheckpoint(dirpath=Path(cfg.paths.output_dir) / "checkpoints", filename="last",
@@ -150,9 +151,10 @@ def make_optimizer(cfg: DictConfig, scheduler_cfg: DictConfig | None, reg: float
     scheduler = _instantiate(scheduler_cfg, "scheduler") if scheduler_cfg else None
     if scheduler is not None:
         try:
-            optimizer.step()  # no gradients: changes nothing, but lets the scheduler take one real step
             steps = {"total_steps": 100} if getattr(getattr(scheduler, "func", None), "per_step", False) else {}
-            scheduler(optimizer=optimizer, **steps).step()
+            trial = scheduler(optimizer=optimizer, **steps)
+            optimizer.step()  # no gradients: changes nothing, but lets the scheduler take one real step
+            trial.step()
         except (TypeError, ValueError, ZeroDivisionError) as err:
             raise ConfigError(f"scheduler ({scheduler_cfg.get('_target_')}): {err}; check the scheduler.* "
                               "overrides.") from None
@@ -218,7 +220,10 @@ def _scalars(trainer: pl.Trainer) -> dict[str, float]:
 
 
 def _write_results(out_dir: Path, metrics: dict[str, float], trainer: pl.Trainer) -> None:
-    """results.json: the final metrics of every split, for sweeps and scripts to read."""
+    """results.json: the final metrics of every split and where the wall time went, for sweeps and scripts."""
+    timing = next((c for c in trainer.callbacks if isinstance(c, Timing)), None)
+    if timing is not None:
+        metrics |= timing.times | {"time/total_s": round(process_age(), 3)}
     if trainer.is_global_zero:
         (out_dir / "results.json").write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
 

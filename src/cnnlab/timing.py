@@ -1,0 +1,48 @@
+"""Where a run's wall time goes: start-up (Python, imports, config, data) to the first training step, training,
+and evaluation; written into results.json so that speed is measured on every run, not only in bench/."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import pytorch_lightning as pl
+
+_IMPORTED = time.time()
+
+
+def process_age() -> float:
+    """Seconds since this process started: from /proc on Linux (so Python's own start-up counts), else since
+    cnnlab was first imported."""
+    try:
+        with open("/proc/self/stat") as f:
+            started_ticks = float(f.read().rsplit(")", 1)[1].split()[19])
+        with open("/proc/uptime") as f:
+            uptime = float(f.read().split()[0])
+        return max(0.0, uptime - started_ticks / os.sysconf("SC_CLK_TCK"))
+    except (OSError, ValueError, IndexError, AttributeError):
+        return time.time() - _IMPORTED
+
+
+class Timing(pl.Callback):
+    """Records `time/startup_s` (process start to the first training step), `time/fit_s` (the whole fit, with
+    validation) and `time/test_s`; the runner adds `time/total_s`."""
+
+    def __init__(self):
+        self.times: dict[str, float] = {}
+        self._fit_start = self._test_start = None
+
+    def on_fit_start(self, trainer, pl_module) -> None:
+        self._fit_start = time.perf_counter()
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        self.times.setdefault("time/startup_s", round(process_age(), 3))
+
+    def on_fit_end(self, trainer, pl_module) -> None:
+        self.times["time/fit_s"] = round(time.perf_counter() - self._fit_start, 3)
+
+    def on_test_start(self, trainer, pl_module) -> None:
+        self._test_start = time.perf_counter()
+
+    def on_test_end(self, trainer, pl_module) -> None:
+        self.times["time/test_s"] = round(time.perf_counter() - self._test_start, 3)
