@@ -40,7 +40,10 @@ def test_killed_run_resumes_mid_epoch_with_the_same_result(tmp_path, monkeypatch
 def test_same_seed_same_metrics(train, trained_run):
     again = train("trainer.max_epochs=2", "data.batch_size=256")  # trained_run's settings
     assert again.returncode == 0, again.output[-3000:]
-    assert again.results() == trained_run.results()
+    def metrics(run):  # every metric; wall times (time/...) differ between any two runs
+        return {k: v for k, v in run.results().items() if not k.startswith("time/")}
+
+    assert metrics(again) == metrics(trained_run) and len(metrics(again)) >= 12
 
 
 def test_nan_loss_stops_with_epoch_step_and_advice(train):

@@ -1,0 +1,55 @@
+"""The shipped `best_<data>` experiments: each builds its network on its data set's input shape with the shapes
+its arch file states, and trains end to end (one epoch, CPU) on tiny files in the real on-disk layout."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from hydra import compose, initialize_config_dir
+
+from cnnlab.cli import CONFIG_DIR
+from cnnlab.layers import build_network
+from tests import data_files
+
+# experiment: (writer, train.py overrides for the tiny files, input shape, classes, test images)
+BEST = {
+    "best_mnist": (data_files.write_mnist, ["data.val_size=10", "data.download=false"], (1, 28, 28), 10, 20),
+    "best_cifar10": (data_files.write_cifar10, ["data.val_size=10", "data.download=false"], (3, 32, 32), 10, 20),
+    "best_cifar100": (lambda root: data_files.write_cifar100(root, n_train=60, n_test=40),
+                      ["data.val_size=20", "data.download=false"], (3, 32, 32), 100, 40),
+    "best_fer2013": (data_files.write_fer, [], (1, 48, 48), 7, 14),
+    "best_fer2013_binary": (data_files.write_fer, [], (1, 48, 48), 2, 4),
+}
+
+
+def _compose(experiment: str):
+    with initialize_config_dir(CONFIG_DIR, version_base="1.3"):
+        return compose("train", [f"experiment={experiment}"])
+
+
+@pytest.mark.parametrize("experiment", list(BEST))
+def test_best_arch_builds_on_its_data_set(experiment):
+    _, _, shape, classes, _ = BEST[experiment]
+    cfg = _compose(experiment)
+    net = build_network(cfg.arch.layers, shape, classes)
+    assert net.rows[-1].shape == (classes,)
+    before_head = {row.type: row.shape for row in net.rows[:-1]}  # the last row of each type before T
+    if cfg.arch.name == "cifar_fast":  # valid pooling: 32 -> 31 -> 15 -> 7 -> 3 -> 1, one 256-vector
+        assert before_head["P"] == (256, 1, 1) and 1.9e6 < net.num_params < 2.1e6
+    if cfg.arch.name == "vgg_fer":  # four pools: 48 -> 3, then FC 4096
+        assert [r.shape for r in net.rows if r.type == "P"][-1] == (512, 3, 3) and before_head["FC"] == (4096,)
+    if cfg.arch.name == "resnet18_cifar":  # 8 residual blocks, 32 -> 4 at 512 channels
+        assert sum(r.type == "R" for r in net.rows) == 8 and before_head["R"] == (512, 4, 4)
+
+
+@pytest.mark.parametrize("experiment", list(BEST))
+def test_best_experiment_trains_on_tiny_files(train, tmp_path, experiment):
+    write, overrides, _, classes, n_test = BEST[experiment]
+    write(tmp_path / "data")
+    run = train(f"experiment={experiment}", "trainer.max_epochs=1", *overrides, data_dir=tmp_path / "data")
+    assert run.returncode == 0, run.output[-3000:]
+    report = json.loads((run.dir / "classification_report.json").read_text())
+    assert report["macro avg"]["support"] == n_test
+    assert len(report) - 3 == classes  # one row per class, plus accuracy and the two averages
+    assert 0 <= run.results()["test/acc"] <= 1 and run.results()["time/fit_s"] > 0
