@@ -36,7 +36,8 @@ class Timing(pl.Callback):
         self._fit_start = time.perf_counter()
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
-        self.times.setdefault("time/startup_s", round(process_age(), 3))
+        if "time/startup_s" not in self.times:  # read /proc once, not on every step
+            self.times["time/startup_s"] = round(process_age(), 3)
 
     def on_fit_end(self, trainer, pl_module) -> None:
         self.times["time/fit_s"] = round(time.perf_counter() - self._fit_start, 3)
