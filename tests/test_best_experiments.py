@@ -37,6 +37,7 @@ def test_best_arch_builds_on_its_data_set(experiment):
     before_head = {row.type: row.shape for row in net.rows[:-1]}  # the last row of each type before T
     if cfg.arch.name == "cifar_fast":  # valid pooling: 32 -> 31 -> 15 -> 7 -> 3 -> 1, one 256-vector
         assert before_head["P"] == (256, 1, 1) and 1.9e6 < net.num_params < 2.1e6
+        assert net.rows[1].args == "64 k3x3 s1x1 no-bias" and net.rows[3].type == "BN"  # conv, pool, then BN
     if cfg.arch.name == "vgg_fer":  # four pools: 48 -> 3, then FC 4096
         assert [r.shape for r in net.rows if r.type == "P"][-1] == (512, 3, 3) and before_head["FC"] == (4096,)
     if cfg.arch.name == "resnet18_cifar":  # 8 residual blocks, 32 -> 4 at 512 channels

@@ -255,6 +255,8 @@ def describe(spec: LayerSpec) -> str:
         parts.append("bn")
     if a.get("activation"):
         parts.append(a["activation"])
+    if a.get("bias") is False:
+        parts.append("no-bias")
     if a.get("drop_out"):
         parts.append(f"do{a['drop_out']:g}")
     return " ".join(parts)
