@@ -60,12 +60,17 @@ class EpochTimer(pl.Callback):
             self.images += len(batch[1])
 
 
+def train_config(*overrides: str):
+    """The composed `train` config, as `src/train.py` would see it with these overrides."""
+    with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
+        return compose("train", list(overrides))
+
+
 def cnnlab_rate(arch: str, args, out: str) -> float:
     """cnnlab's path: the config's optimizer, Trainer, callbacks and CSV logger, the LightningModule."""
-    with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
-        cfg = compose("train", [f"arch={arch}", "trainer=" + ("gpu" if args.device == "cuda" else "cpu"),
-                                f"trainer.max_epochs={args.epochs}",
-                                "+trainer.limit_val_batches=0", f"paths.output_dir={out}", *args.override])
+    cfg = train_config(f"arch={arch}", "trainer=" + ("gpu" if args.device == "cuda" else "cpu"),
+                       f"trainer.max_epochs={args.epochs}", "+trainer.limit_val_batches=0",
+                       f"paths.output_dir={out}", *args.override)
     dm = Synthetic(batch_size=args.batch_size, val_size=100)
     pl.seed_everything(0, verbose=False)
     optimizer, _ = make_optimizer(cfg.optim, None, cfg.model.reg)
@@ -98,20 +103,12 @@ def conv_peak(device: torch.device, seconds: float = 2.0) -> float:
     return best
 
 
-def forward_flops(arch: str) -> int:
-    """Forward FLOPs per image of the arch on Synthetic's 1x28x28 input, from cnnlab's arch table."""
-    from cnnlab.layers import build_network
-
-    with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
-        cfg = compose("train", [f"arch={arch}"])
-    return build_network(arch_layers(cfg.arch), Synthetic.input_shape, 10).flops
-
-
-def plain_rate(arch: str, args) -> float:
+def plain_rate(arch: str, args) -> tuple[float, int]:
+    """The plain loop's images per second, and the forward FLOPs per image of the network it trained (from
+    cnnlab's arch table)."""
     dm = Synthetic(batch_size=args.batch_size, val_size=100)
     dm.setup()
-    with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
-        cfg = compose("train", [f"arch={arch}"])
+    cfg = train_config(f"arch={arch}")
     from cnnlab.layers import build_network
 
     pl.seed_everything(0, verbose=False)
@@ -138,7 +135,7 @@ def plain_rate(arch: str, args) -> float:
             if start is not None:
                 images += len(y)
     _sync(device)
-    return images / (time.perf_counter() - start)
+    return images / (time.perf_counter() - start), net.flops
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
@@ -164,9 +161,10 @@ def main(argv: list[str] | None = None) -> list[dict]:
         for _ in range(args.repeats):  # alternated, so that a slow spell of a shared machine hits both paths
             with tempfile.TemporaryDirectory() as out:
                 ours_runs.append(cnnlab_rate(arch, args, out))
-            plain_runs.append(plain_rate(arch, args))
+            rate, flops = plain_rate(arch, args)
+            plain_runs.append(rate)
         ours, plain = statistics.median(ours_runs), statistics.median(plain_runs)
-        achieved = 3 * forward_flops(arch) * ours  # training = forward + two backward passes
+        achieved = 3 * flops * ours  # training = forward + two backward passes
         print(f"{arch:8s} cnnlab {ours:9,.0f} img/s | plain PyTorch {plain:9,.0f} img/s | ratio {ours / plain:.3f} "
               f"| {achieved / 1e9:,.1f} GFLOP/s = {achieved / peak:.0%} of the conv peak")
         rows.append({"arch": arch, "device": args.device, "cnnlab_img_s": ours, "plain_img_s": plain,
