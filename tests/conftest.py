@@ -14,6 +14,14 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def compose_train(*overrides: str, **kwargs):
+    """The `train` config as `src/train.py` would compose it for these overrides, without running anything."""
+    from hydra import compose, initialize_config_dir
+
+    with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
+        return compose("train", list(overrides), **kwargs)
+
+
 @dataclass
 class Run:
     """A finished command: its exit code, its output, and its run directory."""

@@ -6,11 +6,10 @@ from __future__ import annotations
 import json
 
 import pytest
-from hydra import compose, initialize_config_dir
 
-from cnnlab.cli import CONFIG_DIR
 from cnnlab.layers import build_network
 from tests import data_files
+from tests.conftest import compose_train
 
 # experiment: (writer, train.py overrides for the tiny files, input shape, classes, test images)
 BEST = {
@@ -23,15 +22,10 @@ BEST = {
 }
 
 
-def _compose(experiment: str):
-    with initialize_config_dir(CONFIG_DIR, version_base="1.3"):
-        return compose("train", [f"experiment={experiment}"])
-
-
 @pytest.mark.parametrize("experiment", list(BEST))
 def test_best_arch_builds_on_its_data_set(experiment):
     _, _, shape, classes, _ = BEST[experiment]
-    cfg = _compose(experiment)
+    cfg = compose_train(f"experiment={experiment}")
     net = build_network(cfg.arch.layers, shape, classes)
     assert net.rows[-1].shape == (classes,)
     before_head = {row.type: row.shape for row in net.rows[:-1]}  # the last row of each type before T

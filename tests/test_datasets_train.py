@@ -7,6 +7,7 @@ import json
 import pytest
 
 from tests import data_files
+from tests.conftest import compose_train
 
 CASES = {
     "mnist": (data_files.write_mnist, ["data.val_size=10", "data.download=false"], 20, None),
@@ -49,12 +50,7 @@ def test_arch_errors_come_before_data_errors(train, tmp_path):
 @pytest.mark.parametrize("experiment", ["seed_fer2013_binary", "seed_fer2013", "seed_mnist", "seed_cifar10",
                                         "seed_cifar100", "mnist_fast"])
 def test_experiments_compose(experiment):
-    from hydra import compose, initialize_config_dir
-
-    from tests.conftest import ROOT
-
-    with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
-        cfg = compose("train", [f"experiment={experiment}"])
+    cfg = compose_train(f"experiment={experiment}")
     if experiment.startswith("seed_"):
         assert cfg.arch.name == "seed" and cfg.data.protocol == "seed" and cfg.data.batch_size == 1500
         assert cfg.optim.lr == 1e-3 and cfg.model.reg == 1e-3 and cfg.trainer.max_epochs == 30

@@ -8,10 +8,9 @@ import subprocess
 import sys
 
 import pytest
-from hydra import compose, initialize_config_dir
 
 from tests import wandb_records
-from tests.conftest import ROOT
+from tests.conftest import ROOT, compose_train
 from tests.test_train_cli import read_confusion
 
 
@@ -78,9 +77,8 @@ def test_wandb_offline_logs_config_metrics_and_reports(train, tmp_path, monkeypa
 
 
 def test_slurm_launcher_config_composes():
-    with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
-        cfg = compose("train", ["hydra/launcher=slurm", "trainer=ddp", "trainer.devices=4", "trainer.num_nodes=2"],
-                      return_hydra_config=True)
+    cfg = compose_train("hydra/launcher=slurm", "trainer=ddp", "trainer.devices=4", "trainer.num_nodes=2",
+                        return_hydra_config=True)
     launcher = cfg.hydra.launcher
     assert launcher._target_.endswith("SlurmLauncher")
     assert (launcher.gpus_per_node, launcher.tasks_per_node, launcher.nodes) == (4, 4, 2)
