@@ -18,6 +18,7 @@ from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionM
 
 from cnnlab.errors import ConfigError
 from cnnlab.layers import build_network
+from cnnlab.schedules import is_per_step
 
 EVAL_SPLITS = ("test", "train_eval")  # test dataloaders, in order: the test split, the training set unaugmented
 
@@ -135,7 +136,7 @@ class LayerListClassifier(pl.LightningModule):
                                            **decay_kwargs(self.optimizer_factory, self.hparams.reg))
         if self.scheduler_factory is None:
             return optimizer
-        if getattr(getattr(self.scheduler_factory, "func", None), "per_step", False):
+        if is_per_step(self.scheduler_factory):
             total = int(self.trainer.estimated_stepping_batches)
             schedule = {"scheduler": self.scheduler_factory(optimizer=optimizer, total_steps=total), "interval": "step"}
         else:

@@ -30,6 +30,7 @@ from cnnlab.errors import ArchError, ConfigError
 from cnnlab.inference import read_checkpoint, read_cnnlab_checkpoint
 from cnnlab.layers import load_layers, parse_layers
 from cnnlab.model import LayerListClassifier, decay_kwargs
+from cnnlab.schedules import is_per_step
 from cnnlab.timing import Timing, process_age
 
 log = logging.getLogger("cnnlab")
@@ -151,7 +152,7 @@ def make_optimizer(cfg: DictConfig, scheduler_cfg: DictConfig | None, reg: float
     scheduler = _instantiate(scheduler_cfg, "scheduler") if scheduler_cfg else None
     if scheduler is not None:
         try:
-            steps = {"total_steps": 100} if getattr(getattr(scheduler, "func", None), "per_step", False) else {}
+            steps = {"total_steps": 100} if is_per_step(scheduler) else {}
             trial = scheduler(optimizer=optimizer, **steps)
             optimizer.step()  # no gradients: changes nothing, but lets the scheduler take one real step
             trial.step()

@@ -12,6 +12,11 @@ def per_step(fn):
     return fn
 
 
+def is_per_step(factory) -> bool:
+    """Whether a scheduler factory (Hydra's `_partial_`, a functools.partial) is marked `per_step`."""
+    return getattr(getattr(factory, "func", None), "per_step", False)
+
+
 @per_step
 def warmup_linear(optimizer: Optimizer, total_steps: int, warmup: float = 0.1, final: float = 0.0) -> LRScheduler:
     """Linear warm-up from 0 over the first `warmup` fraction of the steps, then linear decay to `final` x lr."""
