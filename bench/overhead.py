@@ -4,7 +4,7 @@ process; prints images per second of each and their ratio, and the achieved trai
 table's forward FLOPs per image) as a fraction of this machine's 3x3 convolution speed, measured first.
 
     python bench/overhead.py [--arch small seed] [--images 6000] [--epochs 3] [--batch-size 128] [--repeats 3]
-                             [--device cuda] [--override +trainer.enable_progress_bar=false]
+                             [--device cuda] [--override trainer.enable_progress_bar=false]
 
 Synthetic MNIST-shaped data (1 x 28 x 28, 10 classes, uint8 in memory) so that it needs no data set; the first
 epoch of each path is warm-up and is not timed. Validation is off in both paths (the same work).
@@ -125,7 +125,7 @@ def plain_rate(arch: str, args) -> tuple[float, int]:
             start = time.perf_counter()
         loader.sampler.set_epoch(epoch)
         net.train()
-        for x, y in loader:
+        for x, y, _ in loader:
             x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
             x = (x.float().div_(255) - mean) / std
             loss = loss_fn(net(x), y)
@@ -148,7 +148,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--repeats", type=int, default=1, help="alternate the two paths this many times; "
                         "report the median of each")
     parser.add_argument("--override", nargs="*", default=[], help="train.py overrides for cnnlab's path, e.g. "
-                        "+trainer.enable_progress_bar=false (what does the progress bar cost?)")
+                        "trainer.enable_progress_bar=false (what does the progress bar cost?)")
     args = parser.parse_args(argv)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {args.images} images/epoch, "
           f"batch {args.batch_size}, {args.epochs - 1} timed epochs")

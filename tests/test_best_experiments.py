@@ -17,6 +17,8 @@ BEST = {
     "best_cifar10": (data_files.write_cifar10, ["data.val_size=10", "data.download=false"], (3, 32, 32), 10, 20),
     "best_cifar100": (lambda root: data_files.write_cifar100(root, n_train=60, n_test=40),
                       ["data.val_size=20", "data.download=false"], (3, 32, 32), 100, 40),
+    "best_cifar100_resnet18": (lambda root: data_files.write_cifar100(root, n_train=60, n_test=40),
+                               ["data.val_size=20", "data.download=false"], (3, 32, 32), 100, 40),
     "best_fer2013": (data_files.write_fer, [], (1, 48, 48), 7, 14),
     "best_fer2013_binary": (data_files.write_fer, [], (1, 48, 48), 2, 4),
 }
@@ -31,11 +33,29 @@ def test_best_arch_builds_on_its_data_set(experiment):
     before_head = {row.type: row.shape for row in net.rows[:-1]}  # the last row of each type before T
     if cfg.arch.name == "cifar_fast":  # valid pooling: 32 -> 31 -> 15 -> 7 -> 3 -> 1, one 256-vector
         assert before_head["P"] == (256, 1, 1) and 1.9e6 < net.num_params < 2.1e6
-        assert net.rows[1].args == "64 k3x3 s1x1 no-bias" and net.rows[3].type == "BN"  # conv, pool, then BN
+        assert net.rows[0].args == "24 k2x2 s1x1 pad valid gelu init-whiten frozen"  # airbench's 2x2 stem
+        assert net.rows[1].args == "64 k3x3 s1x1 no-bias init-dirac" and net.rows[3].args == "no-scale m0.4"
+        assert net.rows[-1].args.endswith("x0.111")  # logits x 1/9
     if cfg.arch.name == "vgg_fer":  # four pools: 48 -> 3, then FC 4096
         assert [r.shape for r in net.rows if r.type == "P"][-1] == (512, 3, 3) and before_head["FC"] == (4096,)
     if cfg.arch.name == "resnet18_cifar":  # 8 residual blocks, 32 -> 4 at 512 channels
         assert sum(r.type == "R" for r in net.rows) == 8 and before_head["R"] == (512, 4, 4)
+
+
+def test_best_cifar100_starts_at_the_uniform_prediction():
+    """The seed's CIFAR-100 run never left chance (~1%); this recipe's network starts calm: whitened stem,
+    identity convolutions, scale-free batch norm and 1/9 logits give a first loss close to ln 100."""
+    import math
+
+    import torch
+
+    cfg = compose_train("experiment=best_cifar100")
+    net = build_network(cfg.arch.layers, (3, 32, 32), 100)
+    torch.manual_seed(0)
+    x = torch.randn(64, 3, 32, 32)
+    net.init_from_data(x)
+    loss = torch.nn.functional.cross_entropy(net(x), torch.randint(0, 100, (64,)))
+    assert abs(loss.item() - math.log(100)) < 0.05
 
 
 @pytest.mark.parametrize("experiment", list(BEST))

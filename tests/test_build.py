@@ -12,7 +12,7 @@ from cnnlab.errors import ArchError
 from cnnlab.layers import build_network
 from tests.conftest import ROOT
 
-SEED = yaml.safe_load((ROOT / "conf/arch/seed.yaml").read_text())["layers"]
+SEED = yaml.safe_load((ROOT / "conf/arch/fer_arch.yaml").read_text())["layers"]
 SEED_DEEP = yaml.safe_load((ROOT / "conf/arch/seed_deep.yaml").read_text())["layers"]
 
 

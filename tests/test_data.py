@@ -149,6 +149,29 @@ def test_truncated_and_malicious_pickles(tmp_path):
 
 
 @pytest.mark.parametrize("mutate, message", [
+    (lambda b: b.pop(b"data_batch_4"), "cifar-10-batches-py/data_batch_4"),
+    (lambda b: b[b"data_batch_2"][b"labels"].__setitem__(5, 10), "data_batch_2: image 5 has label 10, outside 0..9"),
+    (lambda b: b[b"test_batch"].__setitem__(b"data", b[b"test_batch"][b"data"][:, :2352]),
+     "test_batch: 'data' is uint8 (20, 2352) with 20 labels; expected uint8 N x 3072"),
+    (lambda b: b[b"data_batch_1"].__setitem__(b"labels", b[b"data_batch_1"][b"labels"][:-1]),
+     "data_batch_1: 'data' is uint8 (12, 3072) with 11 labels"),
+])
+def test_bad_cifar_batches_name_the_file(tmp_path, mutate, message):
+    """A missing batch, a label out of range, images of another size, or labels that do not match the images."""
+    folder = data_files.write_cifar10(tmp_path)
+    batches = {p.name.encode(): pickle.loads(p.read_bytes()) for p in folder.iterdir() if p.name != "batches.meta"}
+    mutate(batches)
+    for path in folder.iterdir():
+        path.unlink()
+    for name, batch in batches.items():
+        with open(folder / name.decode(), "wb") as f:
+            pickle.dump(batch, f, protocol=2)
+    with pytest.raises(DataError) as info:
+        module("cifar10", tmp_path)
+    assert message in str(info.value)
+
+
+@pytest.mark.parametrize("mutate, message", [
     (lambda rows: rows, "columns ['emotion', 'pixel', 'Usage']"),
     (lambda rows: [rows[0], (rows[1][0], rows[1][1] + " 7", rows[1][2])] + rows[2:],
      "line 3 has 2305 pixel values; expected 48*48 = 2304"),

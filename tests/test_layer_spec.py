@@ -12,7 +12,7 @@ from cnnlab.layers import LAYER_FIELDS, load_layers, parse_layers
 from cnnlab.layers.build import BUILDERS
 from tests.conftest import ROOT
 
-SEED = yaml.safe_load((ROOT / "conf/arch/seed.yaml").read_text())["layers"]
+SEED = yaml.safe_load((ROOT / "conf/arch/fer_arch.yaml").read_text())["layers"]
 SEED_PYTHON = """[{'type':'C','activation':'relu','num_output':64,'kernel_size':(3,3),'stride':(1,1),'drop_out':0.0},
  {'type':'C','activation':'relu','num_output':128,'kernel_size':(3,3),'stride':(1,1),'drop_out':8.3},
  {'type':'P','pool':'max','kernel_size':(2,2),'stride':(2,2),'drop_out':16.7},
@@ -40,7 +40,8 @@ def test_seed_list_parses_with_percent_dropout_and_pairs():
 def test_defaults_are_filled():
     spec = parse_layers([{"type": "C", "num_output": 8, "kernel_size": 3}, {"type": "T"}])[0]
     assert spec.args == {"num_output": 8, "kernel_size": (3, 3), "stride": (1, 1), "padding": "same",
-                         "activation": "relu", "batch_norm": False, "bias": True, "drop_out": 0.0}
+                         "activation": "relu", "batch_norm": False, "bias": True, "drop_out": 0.0,
+                         "init": "default", "freeze_weights": False}
 
 
 @pytest.mark.parametrize("name, text", [

@@ -45,15 +45,14 @@ def test_per_step_schedules_get_the_run_length_and_step_every_batch(tmp_path):
 
 
 def test_tta_flip_averages_the_mirror_image(tmp_path):
-    trainer, model, dm = _fit(None, tmp_path, tta_flip=True, channels_last=True)
-    x, y = next(iter(dm.val_dataloader()))
-    x, y = dm.on_after_batch_transfer((x, y), 0)
+    trainer, model, dm = _fit(None, tmp_path, tta=["flip"], channels_last=True)
+    x, y = dm.on_after_batch_transfer(next(iter(dm.val_dataloader())), 0)
     model.eval()
     with torch.no_grad():
         expected = torch.nn.functional.cross_entropy((model(x) + model(x.flip(3))) / 2, y)
-        model.mean_loss["val_"].reset()
-        model._step((x, y), "val")
-        assert model.mean_loss["val_"].compute() == pytest.approx(expected.item(), rel=1e-5)
+        model.mean_loss["test_"].reset()
+        model._step((x, y), "test")
+        assert model.mean_loss["test_"].compute() == pytest.approx(expected.item(), rel=1e-5)
 
 
 def test_compiled_model_saves_plain_checkpoints(train):

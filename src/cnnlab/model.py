@@ -19,8 +19,11 @@ from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionM
 from cnnlab.errors import ConfigError
 from cnnlab.layers import build_network
 from cnnlab.schedules import is_per_step
+from cnnlab.tta import check_views, vote
 
 EVAL_SPLITS = ("test", "train_eval")  # test dataloaders, in order: the test split, the training set unaugmented
+VAL_SPLITS = ("val", "test_epoch")  # validation dataloaders: the validation split, the test split if monitored
+WHITENING_IMAGES = 5000  # training images an `init: whiten` layer is fitted to (airbench's number)
 
 
 def decay_kwargs(optimizer_factory: Callable, reg: float) -> dict[str, float]:
@@ -42,25 +45,36 @@ class LayerListClassifier(pl.LightningModule):
         scheduler: Callable[..., Any] | None = None,
         reg: float = 1e-3,
         label_smoothing: float = 0.0,
-        tta_flip: bool = False,
+        tta: list[str] | None = None,
+        bn_bias_lr_scale: float = 1.0,
         channels_last: bool = False,
         compile: bool | str = False,
     ):
         super().__init__()
         self.save_hyperparameters(ignore=["optimizer", "scheduler"])
         self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
+        self.tta_views = check_views(tta)
+        if isinstance(bn_bias_lr_scale, bool) or not isinstance(bn_bias_lr_scale, int | float) or bn_bias_lr_scale <= 0:
+            raise ConfigError(f"model.bn_bias_lr_scale = {bn_bias_lr_scale!r}; expected a number > 0 (1: the same "
+                              "learning rate as every other parameter; airbench uses 64).")
         classes = len(data_info["class_names"])
         self.net = build_network(layers, tuple(data_info["input_shape"]), classes)
         self.criterion = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
         # every metric is a torchmetrics state, reduced across ranks at a point all ranks reach together
         # (epoch-level self.log(sync_dist=True) syncs lazily, e.g. from rank 0's progress bar, and deadlocks DDP)
-        splits = ("train", "val", *EVAL_SPLITS)
+        splits = ("train", *VAL_SPLITS, *EVAL_SPLITS)
         self.accuracy = nn.ModuleDict({f"{s}_": MulticlassAccuracy(classes, average="micro") for s in splits})
         self.mean_loss = nn.ModuleDict({f"{s}_": MeanMetric() for s in splits})
         self.confusion = MulticlassConfusionMatrix(classes)
         self.test_confusion: torch.Tensor | None = None
 
     def setup(self, stage: str) -> None:
+        # before Lightning restores a checkpoint, so a resumed run keeps its trained weights
+        if stage == "fit" and self.net.needs_data_init and self.trainer is not None:
+            if not hasattr(self.trainer.datamodule, "train_sample"):
+                raise ConfigError("init: whiten needs the training images: fit with one of cnnlab's data modules.")
+            n = self.net.init_from_data(self.trainer.datamodule.train_sample(WHITENING_IMAGES))
+            print(f"init: whitened {n} layer(s) from the first {WHITENING_IMAGES:,} training images")
         if self.hparams.channels_last:
             self.net.to(memory_format=torch.channels_last)
         if self.hparams.compile and "_compiled" not in self.__dict__:
@@ -77,9 +91,8 @@ class LayerListClassifier(pl.LightningModule):
     # --- steps -------------------------------------------------------------------------------------
     def _step(self, batch, split: str) -> torch.Tensor:
         x, y = batch
-        logits = self(x)
-        if self.hparams.tta_flip and split not in ("train",):
-            logits = (logits + self(x.flip(3))) / 2  # test-time augmentation: the mirror image votes too
+        # test-time augmentation on the test split only: validation and the training-set report stay one view
+        logits = vote(self, x, self.tta_views) if split == "test" and self.tta_views else self(x)
         loss = self.criterion(logits, y)
         self.accuracy[f"{split}_"].update(logits.detach(), y)
         self.mean_loss[f"{split}_"].update(loss.detach(), weight=len(y))
@@ -90,8 +103,8 @@ class LayerListClassifier(pl.LightningModule):
     def training_step(self, batch, batch_idx):
         return self._step(batch, "train")
 
-    def validation_step(self, batch, batch_idx):
-        self._step(batch, "val")
+    def validation_step(self, batch, batch_idx, dataloader_idx: int = 0):
+        self._step(batch, VAL_SPLITS[dataloader_idx])
 
     def test_step(self, batch, batch_idx, dataloader_idx: int = 0):
         self._step(batch, EVAL_SPLITS[dataloader_idx])
@@ -110,7 +123,8 @@ class LayerListClassifier(pl.LightningModule):
         self._log_epoch("train")
 
     def on_validation_epoch_end(self) -> None:
-        self._log_epoch("val")
+        for split in VAL_SPLITS:
+            self._log_epoch(split)
 
     def on_test_epoch_end(self) -> None:
         for split in EVAL_SPLITS:
@@ -129,11 +143,27 @@ class LayerListClassifier(pl.LightningModule):
             torch.set_rng_state(checkpoint["torch_rng_state"])
 
     # --- optimisation ------------------------------------------------------------------------------
+    def _param_groups(self) -> list[dict[str, Any]]:
+        """Trainable parameters; batch-norm shifts in a group of their own when `bn_bias_lr_scale` is not 1."""
+        trainable = [p for p in self.parameters() if p.requires_grad]
+        if self.hparams.bn_bias_lr_scale == 1:
+            return [{"params": trainable}]
+        norms = [m.bias for m in self.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.affine]
+        shifts = {id(p) for p in norms if p.requires_grad}
+        groups = [{"params": [p for p in trainable if id(p) not in shifts]},
+                  {"params": [p for p in trainable if id(p) in shifts], "lr_scale": self.hparams.bn_bias_lr_scale}]
+        return [g for g in groups if g["params"]]
+
     def configure_optimizers(self):
         if self.optimizer_factory is None:
             raise ConfigError("no optimizer configured; choose one with optim=adam|sgd|rmsprop|gd.")
-        optimizer = self.optimizer_factory(params=self.parameters(),
+        optimizer = self.optimizer_factory(params=self._param_groups(),
                                            **decay_kwargs(self.optimizer_factory, self.hparams.reg))
+        scale = self.hparams.bn_bias_lr_scale
+        for group in optimizer.param_groups:
+            if group.get("lr_scale", 1.0) != 1.0:  # airbench: the product lr x weight decay stays the same
+                group["lr"] *= scale
+                group["weight_decay"] = group.get("weight_decay", 0.0) / scale
         if self.scheduler_factory is None:
             return optimizer
         if is_per_step(self.scheduler_factory):

@@ -26,7 +26,7 @@ def process_age() -> float:
 
 class Timing(pl.Callback):
     """Records `time/startup_s` (process start to the first training step), `time/fit_s` (the whole fit, with
-    validation) and `time/test_s`; the runner adds `time/total_s`."""
+    validation) and `time/test_s`; the runner adds `time/total_s`. Every epoch also logs `time/elapsed_s`."""
 
     def __init__(self):
         self.times: dict[str, float] = {}
@@ -38,6 +38,10 @@ class Timing(pl.Callback):
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
         if "time/startup_s" not in self.times:  # read /proc once, not on every step
             self.times["time/startup_s"] = round(process_age(), 3)
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        # wall time at the end of each epoch (validation included): the x-axis of time-to-accuracy curves
+        pl_module.log("time/elapsed_s", round(process_age(), 3), rank_zero_only=True)
 
     def on_fit_end(self, trainer, pl_module) -> None:
         self.times["time/fit_s"] = round(time.perf_counter() - self._fit_start, 3)

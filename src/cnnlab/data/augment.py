@@ -1,15 +1,21 @@
-"""Augmentation on a whole batch on its device: random crop with zero padding, and horizontal flip."""
+"""Augmentation on a whole batch on its device: random crop after padding, and horizontal flip (random, or
+alternating per image from one epoch to the next, as airbench does)."""
 
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
 
+AUGMENT_KEYS = ("crop_padding", "padding_mode", "flip")
+PADDING_MODES = ("zeros", "reflect")
+FLIPS = (False, True, "alternate")
 
-def random_crop(x: torch.Tensor, padding: int) -> torch.Tensor:
-    """Pad every image by `padding` and cut a random H x W window from each, in one gather."""
+
+def random_crop(x: torch.Tensor, padding: int, mode: str = "zeros") -> torch.Tensor:
+    """Pad every image by `padding` (zeros, or a mirror of the border with `reflect`) and cut a random H x W
+    window from each, in one gather."""
     n, _, h, w = x.shape
-    padded = F.pad(x, (padding, padding, padding, padding))
+    padded = F.pad(x, (padding,) * 4, mode="constant" if mode == "zeros" else mode)
     dy = torch.randint(0, 2 * padding + 1, (n, 1), device=x.device)
     dx = torch.randint(0, 2 * padding + 1, (n, 1), device=x.device)
     rows = (dy + torch.arange(h, device=x.device))[:, :, None]  # n, h, 1
@@ -18,14 +24,27 @@ def random_crop(x: torch.Tensor, padding: int) -> torch.Tensor:
     return padded.permute(0, 2, 3, 1)[batch, rows, cols].permute(0, 3, 1, 2)
 
 
-def random_flip(x: torch.Tensor) -> torch.Tensor:
-    mask = torch.rand(x.shape[0], device=x.device) < 0.5
+def flip_where(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return torch.where(mask[:, None, None, None], x.flip(3), x)
 
 
-def augment_batch(x: torch.Tensor, crop_padding: int = 0, flip: bool = False) -> torch.Tensor:
+def random_flip(x: torch.Tensor) -> torch.Tensor:
+    return flip_where(x, torch.rand(x.shape[0], device=x.device) < 0.5)
+
+
+def alternating_flip(x: torch.Tensor, parity: torch.Tensor, epoch: int) -> torch.Tensor:
+    """Each image is mirrored every other epoch, starting from its own random `parity`: over any two epochs
+    the network sees both versions of every image, which random flips only promise on average."""
+    return flip_where(x, parity.to(x.device).bool() ^ bool(epoch % 2))
+
+
+def augment_batch(x: torch.Tensor, crop_padding: int = 0, flip: bool | str = False, padding_mode: str = "zeros",
+                  parity: torch.Tensor | None = None, epoch: int = 0) -> torch.Tensor:
+    """`parity` (0/1 per image of the batch) is needed for `flip: alternate`."""
     if crop_padding:
-        x = random_crop(x, crop_padding)
-    if flip:
+        x = random_crop(x, crop_padding, padding_mode)
+    if flip == "alternate":
+        x = alternating_flip(x, parity, epoch)
+    elif flip:
         x = random_flip(x)
     return x.contiguous()

@@ -18,7 +18,7 @@ import torch
 from sklearn.model_selection import train_test_split
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from cnnlab.data.augment import augment_batch
+from cnnlab.data.augment import AUGMENT_KEYS, FLIPS, PADDING_MODES, augment_batch
 from cnnlab.errors import ConfigError, DataError
 
 
@@ -42,7 +42,8 @@ class Split:
 
 
 class _Indexed(Dataset):
-    """A dataset that returns a whole batch for a tensor of indices: one gather, no collate."""
+    """A dataset that returns a whole batch for a tensor of indices: one gather, no collate. The indices ride
+    along, for augmentations that follow each image across epochs (`flip: alternate`)."""
 
     def __init__(self, split: Split):
         self.split = split
@@ -51,7 +52,7 @@ class _Indexed(Dataset):
         return len(self.split)
 
     def __getitem__(self, index):
-        return self.split.x[index], self.split.y[index]
+        return self.split.x[index], self.split.y[index], index
 
 
 class BatchIndices(Sampler):
@@ -113,6 +114,9 @@ class InMemoryDataModule(pl.LightningDataModule):
         mean: list[float] | None = None,
         std: list[float] | None = None,
         augment: dict[str, Any] | None = None,
+        train_eval_size: int | None = None,
+        train_size: int | None = None,
+        monitor_test: bool = False,
         seed: int = 42,
     ):
         super().__init__()
@@ -121,6 +125,7 @@ class InMemoryDataModule(pl.LightningDataModule):
         self.protocol, self.val_size, self.test_size, self.seed = protocol, val_size, test_size, seed
         self.classes = list(classes) if classes is not None else None
         self.augment = dict(augment or {})
+        self.train_eval_size, self.train_size, self.monitor_test = train_eval_size, train_size, monitor_test
         c = self.input_shape[0]
         self.mean = torch.tensor(mean if mean is not None else [0.5] * c).view(1, -1, 1, 1)
         self.std = torch.tensor(std if std is not None else [0.25] * c).view(1, -1, 1, 1)
@@ -145,9 +150,25 @@ class InMemoryDataModule(pl.LightningDataModule):
             if getattr(self, key).numel() != self.input_shape[0]:
                 raise ConfigError(f"data.{key} has {getattr(self, key).numel()} values; "
                                   f"expected one per channel ({self.input_shape[0]}).")
-        unknown = set(self.augment) - {"crop_padding", "flip"}
+        unknown = set(self.augment) - set(AUGMENT_KEYS)
         if unknown:
-            raise ConfigError(f"data.augment has unknown keys {sorted(unknown)}; allowed: crop_padding, flip.")
+            raise ConfigError(f"data.augment has unknown keys {sorted(unknown)}; allowed: {', '.join(AUGMENT_KEYS)}.")
+        crop = self.augment.get("crop_padding", 0)
+        if not isinstance(crop, int) or isinstance(crop, bool) or crop < 0:
+            raise ConfigError(f"data.augment.crop_padding = {crop!r}; expected pixels, an integer >= 0.")
+        if self.augment.get("padding_mode", "zeros") not in PADDING_MODES:
+            raise ConfigError(f"data.augment.padding_mode = {self.augment['padding_mode']!r}; expected "
+                              f"{' or '.join(PADDING_MODES)}.")
+        if self.augment.get("flip", False) not in FLIPS:
+            raise ConfigError(f"data.augment.flip = {self.augment['flip']!r}; expected true (random), false, or "
+                              "alternate (each image mirrored every other epoch).")
+        for key, what in (("train_eval_size", "for the training-error report"), ("train_size", "to train on")):
+            size = getattr(self, key)
+            if size is not None and (not isinstance(size, int) or isinstance(size, bool) or size < 1):
+                raise ConfigError(f"data.{key} = {size!r}; expected a positive number of training images {what}, "
+                                  "or null for all of them.")
+        if not isinstance(self.monitor_test, bool):
+            raise ConfigError(f"data.monitor_test = {self.monitor_test!r}; expected true or false.")
 
     @property
     def class_names(self) -> list[str]:
@@ -209,11 +230,27 @@ class InMemoryDataModule(pl.LightningDataModule):
             val = raw.get("val")
             if val is None:
                 train, val = self._carve(train, self.val_size, "val_size")
+        if self.train_size is not None and self.train_size < len(train):  # a fixed, seeded subset: fast trials
+            pick = torch.randperm(len(train), generator=torch.Generator().manual_seed(self.seed + 1))
+            train = train.take(pick[: self.train_size].sort().values)
         self.splits = {"train": train, "val": val, "test": test}
+        # training error on a fixed random sample when the whole training set would cost too much to evaluate
+        self.train_eval = train
+        if self.train_eval_size is not None and self.train_eval_size < len(train):
+            pick = torch.randperm(len(train), generator=torch.Generator().manual_seed(self.seed))
+            self.train_eval = train.take(pick[: self.train_eval_size].sort().values)
+        # the starting mirror state of every training image, for `flip: alternate`
+        self.flip_parity = torch.randint(0, 2, (len(train),), generator=torch.Generator().manual_seed(self.seed))
+
+    def train_sample(self, n: int) -> torch.Tensor:
+        """The first `n` training images as the network sees them in training, but not augmented: for
+        initialisations fitted to data (`init: whiten`)."""
+        self.setup("fit")
+        return self._normalise(self.splits["train"].x[:n].float().div_(255))
 
     # --- feeding -----------------------------------------------------------------------------------
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
-        data = self.splits[split]
+        data = self.train_eval if split == "train_eval" else self.splits[split]
         rank, world = (self.trainer.global_rank, self.trainer.world_size) if self.trainer else (0, 1)
         size = self.batch_size if shuffle else self.eval_batch_size
         sampler = BatchIndices(len(data), size, shuffle, self.seed, rank, world)
@@ -231,18 +268,31 @@ class InMemoryDataModule(pl.LightningDataModule):
             loader.sampler.resume_after(self.trainer.fit_loop.epoch_loop.batch_progress.current.processed)
         return loader
 
-    def val_dataloader(self) -> DataLoader:
-        return self._loader("val", shuffle=False)
+    def val_dataloader(self) -> DataLoader | list[DataLoader]:
+        """The validation split; with `monitor_test`, the test split too (logged as `test_epoch/…` after every
+        epoch, for time-to-accuracy curves; the best checkpoint is still chosen by validation)."""
+        val = self._loader("val", shuffle=False)
+        return [val, self._loader("test", shuffle=False)] if self.monitor_test else val
 
     def test_dataloader(self) -> list[DataLoader]:
-        """The test split, then the training set unaugmented: the seed reported both errors."""
-        return [self._loader("test", shuffle=False), self._loader("train", shuffle=False)]
+        """The test split, then the training set unaugmented (or `train_eval_size` of it): the seed reported
+        both errors."""
+        return [self._loader("test", shuffle=False), self._loader("train_eval", shuffle=False)]
+
+    def _normalise(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - self.mean.to(x.device)) / self.std.to(x.device)
 
     def on_after_batch_transfer(self, batch, dataloader_idx: int):
-        x, y = batch
+        """uint8 batch -> augmented (training only) and normalised floats; the image indices are dropped here."""
+        x, y, index = batch
         x = x.float().div_(255)
         training = self.trainer is not None and self.trainer.training
         if training and self.augment:
-            x = augment_batch(x, self.augment.get("crop_padding", 0), self.augment.get("flip", False))
-        mean, std = self.mean.to(x.device), self.std.to(x.device)
-        return (x - mean) / std, y
+            flip = self.augment.get("flip", False)
+            parity = None
+            if flip == "alternate":
+                self.flip_parity = self.flip_parity.to(index.device)  # moved once, then a no-op
+                parity = self.flip_parity[index]
+            x = augment_batch(x, self.augment.get("crop_padding", 0), flip, self.augment.get("padding_mode", "zeros"),
+                              parity, self.trainer.current_epoch)
+        return self._normalise(x), y

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from cnnlab.errors import ArchError
+from cnnlab.layers.init import WhiteningConv2d, dirac_, whiten_from_data
 from cnnlab.layers.spec import LayerSpec, parse_layers
 
 Shape = tuple[int, ...]
@@ -101,7 +102,16 @@ def _conv(spec: LayerSpec, shape: Shape, ctx: Context) -> Built:
         modules.append(nn.ZeroPad2d((left, right, top, bottom)))
         pad = (0, 0)
     n, (kh, kw) = spec["num_output"], spec["kernel_size"]
-    modules.append(nn.Conv2d(c, n, (kh, kw), spec["stride"], pad, bias=spec["bias"]))
+    if spec["init"] == "whiten" and n not in (c * kh * kw, 2 * c * kh * kw):
+        raise ctx.fail(spec, f"init: whiten makes one filter per patch dimension (channels x kernel = "
+                             f"{c}x{kh}x{kw} = {c * kh * kw}), or twice that with each filter also negated; "
+                             f"num_output is {n}: use {c * kh * kw} or {2 * c * kh * kw}")
+    conv_class = WhiteningConv2d if spec["init"] == "whiten" else nn.Conv2d
+    conv = conv_class(c, n, (kh, kw), spec["stride"], pad, bias=spec["bias"])
+    if spec["init"] == "dirac":
+        dirac_(conv)
+    conv.weight.requires_grad_(not spec["freeze_weights"])
+    modules.append(conv)
     _tail(spec, modules, n, flat=False)
     return Built(_seq(modules), (n, oh, ow), 2 * c * kh * kw * n * oh * ow)
 
@@ -151,10 +161,28 @@ def _dense(spec: LayerSpec, shape: Shape, ctx: Context) -> Built:
     modules: list[nn.Module] = []
     features = _flatten_into(modules, shape)
     n = ctx.num_classes if spec.type == "T" else spec["num_output"]
-    modules.append(nn.Linear(features, n, bias=spec["bias"]))
+    if spec.type == "T" and spec["logit_scale"] != 1:
+        modules.append(ScaledLinear(features, n, bias=spec["bias"], scale=spec["logit_scale"]))
+    else:
+        modules.append(nn.Linear(features, n, bias=spec["bias"]))
     if spec.type == "FC":
         _tail(spec, modules, n, flat=True)
     return Built(_seq(modules), (n,), 2 * features * n)
+
+
+class ScaledLinear(nn.Linear):
+    """A linear layer whose output is multiplied by a constant: airbench's 1/9 on the logits, which tempers the
+    early, overconfident outputs. A subclass, so that its weights keep a plain Linear's names in checkpoints."""
+
+    def __init__(self, in_features: int, out_features: int, bias: bool, scale: float):
+        super().__init__(in_features, out_features, bias=bias)
+        self.scale = scale
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(x) * self.scale
+
+    def extra_repr(self) -> str:
+        return f"{super().extra_repr()}, scale={self.scale:g}"
 
 
 def _dropout(spec: LayerSpec, shape: Shape, ctx: Context) -> Built:
@@ -166,7 +194,10 @@ def _activation(spec: LayerSpec, shape: Shape, ctx: Context) -> Built:
 
 
 def _batch_norm(spec: LayerSpec, shape: Shape, ctx: Context) -> Built:
-    return Built(nn.BatchNorm2d(shape[0]) if len(shape) == 3 else nn.BatchNorm1d(shape[0]), shape)
+    norm_class = nn.BatchNorm2d if len(shape) == 3 else nn.BatchNorm1d
+    norm = norm_class(shape[0], momentum=spec["momentum"])
+    norm.weight.requires_grad_(spec["scale"])
+    return Built(norm, shape)
 
 
 def _global_avg_pool(spec: LayerSpec, shape: Shape, ctx: Context) -> Built:
@@ -257,6 +288,16 @@ def describe(spec: LayerSpec) -> str:
         parts.append(a["activation"])
     if a.get("bias") is False:
         parts.append("no-bias")
+    if a.get("init", "default") != "default":
+        parts.append(f"init-{a['init']}")
+    if a.get("freeze_weights"):
+        parts.append("frozen")
+    if a.get("scale") is False:
+        parts.append("no-scale")
+    if a.get("momentum", 0.1) != 0.1:
+        parts.append(f"m{a['momentum']:g}")
+    if a.get("logit_scale", 1) != 1:
+        parts.append(f"x{a['logit_scale']:.3g}")
     if a.get("drop_out"):
         parts.append(f"do{a['drop_out']:g}")
     return " ".join(parts)
@@ -299,6 +340,15 @@ class Network(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.layers(x)
+
+    @property
+    def needs_data_init(self) -> bool:
+        """Whether a layer's initialisation comes from the training images (`init: whiten`)."""
+        return any(isinstance(m, WhiteningConv2d) for m in self.modules())
+
+    def init_from_data(self, images: torch.Tensor) -> int:
+        """Fit the data-dependent initialisations to these (normalised) training images; returns how many."""
+        return whiten_from_data(self, images)
 
     def table(self) -> str:
         """Index, type, arguments, output shape, parameters and FLOPs per layer, then the totals."""

@@ -49,6 +49,19 @@ def percent(value: Any) -> float:
     raise ValueError("a percentage 0 <= drop_out < 100 (8.3 means p = 0.083)")
 
 
+def positive_number(value: Any) -> float:
+    if isinstance(value, int | float) and not isinstance(value, bool) and value > 0:
+        return float(value)
+    raise ValueError("a number > 0, e.g. 0.111")
+
+
+def fraction(value: Any) -> float:
+    """A weight in (0, 1], such as batch norm's momentum (PyTorch's convention: the weight of the new batch)."""
+    if isinstance(value, int | float) and not isinstance(value, bool) and 0 < value <= 1:
+        return float(value)
+    raise ValueError("a number 0 < x <= 1, e.g. 0.1")
+
+
 def boolean(value: Any) -> bool:
     if isinstance(value, bool):
         return value

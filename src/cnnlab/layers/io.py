@@ -11,6 +11,21 @@ import yaml
 
 from cnnlab.errors import ArchError
 
+FORMATS = ("YAML (.yaml, .yml)", "JSON", "the seed's Python list [{'type': 'C', ...}, ...] or ARCH = [...]")
+
+
+def _python_literal(text: str) -> Any:
+    """The seed's Python form: a literal list, or one assignment `NAME = <literal>` as its README printed it.
+    Parsed with `ast` and read with `literal_eval`: nothing in the file is ever run."""
+    tree = ast.parse(text, mode="exec")
+    if len(tree.body) == 1 and isinstance(tree.body[0], ast.Expr):
+        return ast.literal_eval(tree.body[0].value)
+    if len(tree.body) == 1 and isinstance(tree.body[0], ast.Assign):
+        targets = tree.body[0].targets
+        if len(targets) == 1 and isinstance(targets[0], ast.Name):
+            return ast.literal_eval(tree.body[0].value)
+    raise ValueError("not a single literal or NAME = literal")
+
 
 def _parse(text: str, path: Path) -> Any:
     if path.suffix in (".yaml", ".yml"):
@@ -18,13 +33,12 @@ def _parse(text: str, path: Path) -> Any:
     try:
         return json.loads(text)
     except json.JSONDecodeError as json_error:
-        # The seed printed its list as Python ({'type':'C', 'kernel_size':(3,3)}); literal_eval reads
-        # that form verbatim and cannot run code.
+        # The seed printed its list as Python (ARCH = [{'type':'C', 'kernel_size':(3,3)}]); read verbatim
         try:
-            return ast.literal_eval(text)
-        except (ValueError, SyntaxError):
-            raise ArchError(f"{path}: not valid JSON ({json_error}) nor a Python literal list; "
-                            "write the layer list as JSON, YAML or the seed's [{'type': 'C', ...}] form.") from None
+            return _python_literal(text)
+        except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+            raise ArchError(f"{path}: not valid JSON ({json_error}) nor a Python literal list; write the layer "
+                            f"list as {', '.join(FORMATS[:2])} or {FORMATS[2]}.") from None
 
 
 def load_layers(path: str | Path) -> list[Any]:
@@ -34,7 +48,12 @@ def load_layers(path: str | Path) -> list[Any]:
         raise ArchError(f"arch file {path} does not exist; give an existing .yaml, .yml or .json file "
                         "(paths are relative to the directory you started from).")
     try:
-        data = _parse(path.read_text(), path)
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise ArchError(f"{path} is not a text file (not UTF-8: an image or other binary file?); an arch file is "
+                        f"{', '.join(FORMATS[:2])} or {FORMATS[2]}.") from None
+    try:
+        data = _parse(text, path)
     except yaml.YAMLError as err:
         raise ArchError(f"{path}: not valid YAML: {err}") from None
     if isinstance(data, dict) and "layers" in data:

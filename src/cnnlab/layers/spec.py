@@ -17,10 +17,12 @@ from cnnlab.layers.fields import (
     activation,
     boolean,
     choice,
+    fraction,
     padding,
     pair,
     percent,
     positive_int,
+    positive_number,
 )
 
 
@@ -49,6 +51,10 @@ LAYER_FIELDS: dict[str, dict[str, Field]] = {
         "batch_norm": _BN,
         "bias": _BIAS,
         "drop_out": _DROP,
+        "init": Field(choice("default", "dirac", "whiten"), "default",
+                      "'default' (PyTorch's), 'dirac' (identity on the first input channels) or 'whiten' (patch "
+                      "whitening from the training images)"),
+        "freeze_weights": Field(boolean, False, "keep the initial weights (the bias, if any, still trains)"),
     },
     "P": {
         "pool": Field(choice("max", "avg"), "max", "max or avg pooling"),
@@ -67,6 +73,7 @@ LAYER_FIELDS: dict[str, dict[str, Field]] = {
     "T": {
         "activation": Field(choice(None, "softmax"), None, "softmax: probabilities at prediction time"),
         "bias": _BIAS,
+        "logit_scale": Field(positive_number, 1.0, "multiply the logits by this constant"),
     },
     "DO": {"drop_out": Field(percent, help="dropout in percent")},
     "A": {"activation": Field(choice(*ACTIVATIONS), help="activation on its own")},
@@ -74,7 +81,10 @@ LAYER_FIELDS: dict[str, dict[str, Field]] = {
         "layers": Field(lambda v: _nonempty_list(v), help="the block's own layer list (no T)"),
         "activation": Field(activation, "relu", "activation after the sum"),
     },
-    "BN": {},
+    "BN": {
+        "scale": Field(boolean, True, "learn a per-channel scale (false: fixed at 1, only the shift is learnt)"),
+        "momentum": Field(fraction, 0.1, "weight of each new batch in the running statistics (PyTorch's)"),
+    },
     "GAP": {},
     "F": {},
 }
