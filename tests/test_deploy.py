@@ -105,7 +105,7 @@ class Payload:
 @pytest.mark.parametrize("case, fragments", [
     ("missing", ["does not exist"]),
     ("truncated", ["cannot read checkpoint", "completely written"]),
-    ("code", ["cannot read checkpoint"]),
+    ("code", ["cannot read checkpoint", "refers to code", "never run"]),
     ("other_arch", ["weights do not fit its own layer list"]),
     ("not_cnnlab", ["is not a cnnlab checkpoint"]),
 ])

@@ -40,13 +40,15 @@ class StopOnNonFiniteLoss(pl.Callback):
                 "optimizer (try optim.lr 10x lower), inputs not normalised (check data.mean and data.std), "
                 "or no batch norm in a deep network (batch_norm: true on C layers).")
 
-REPORT_FILES = ("arch_table.txt", "classification_report.txt", "confusion_matrix.csv")
+SUMMARY = "summary.txt"
+REPORT_FILES = ("arch_table.txt", "classification_report.txt", "confusion_matrix.csv", SUMMARY)
 REPORT_IMAGES = ("curves.png", "confusion_matrix.png")
 
 
 class RunReport(pl.Callback):
-    """At test end: confusion matrix, classification report and curves as files, the console summary, and the
-    same files and images sent to W&B when it is one of the loggers."""
+    """At test end: confusion matrix, classification report and curves as files, the console summary as
+    `summary.txt` (printed by the runner once everything else has printed), and the same files and images sent to
+    W&B when it is one of the loggers."""
 
     def __init__(self, out_dir: str | Path):
         self.out_dir = Path(out_dir)
@@ -60,8 +62,7 @@ class RunReport(pl.Callback):
         if (out / "metrics.csv").is_file():
             reports.plot_curves(out / "metrics.csv", out / "curves.png")
         metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
-        print("\n" + reports.summary(metrics, cm, names, text))
-        print(f"run directory: {out}")
+        (out / SUMMARY).write_text(reports.summary(metrics, cm, names, text) + f"\nrun directory: {out}\n")
         for logger in trainer.loggers:
             if isinstance(logger, WandbLogger):
                 self._to_wandb(logger, text)

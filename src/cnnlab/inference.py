@@ -50,6 +50,22 @@ class Deployable(nn.Module):
         return logits.softmax(1) if self.softmax else logits
 
 
+def _file_kind(path: Path) -> str:
+    """What a file that torch cannot load looks like, from its first bytes: for the error message."""
+    head = path.read_bytes()[:512]
+    if head.startswith(b"PK\x03\x04"):
+        return "a zip archive (torch.save's format) that torch cannot read: truncated or damaged"
+    if head[:1] == b"\x80" and len(head) > 1 and head[1] <= 5:
+        return "a bare pickle (torch.save's legacy format or another program's)"
+    if not head:
+        return "an empty file"
+    try:
+        head.decode("utf-8")
+        return "text"
+    except UnicodeDecodeError:
+        return "binary data of another kind"
+
+
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
@@ -58,9 +74,15 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001 - truncated, corrupt, not a checkpoint, or carrying code
-        first = str(err).splitlines()[0] if str(err) else ""
-        raise CnnlabError(f"cannot read checkpoint {path}: {type(err).__name__}: {first[:300]}. "
-                          "Is it a cnnlab .ckpt file, and was it completely written?") from None
+        # torch's own message explains its weights_only default at length; one sentence serves better
+        if "GLOBAL" in str(err):
+            found = "a torch.save file that refers to code (refused: checkpoints are read as plain data, never run)"
+        else:
+            found = _file_kind(path)
+        hint = " Was it completely written?" if "truncated" in found else ""
+        raise CnnlabError(f"cannot read checkpoint {path}: it is not a cnnlab checkpoint (a torch.save file "
+                          f"written by train.py, e.g. checkpoints/last.ckpt); found {path.stat().st_size:,} bytes "
+                          f"of {found}.{hint}") from None
 
 
 def read_cnnlab_checkpoint(path: str | Path) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import json
 import logging
+import sys
 import warnings
 from pathlib import Path
 from typing import Any
@@ -23,13 +24,14 @@ from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.loggers import CSVLogger, WandbLogger
 from pytorch_lightning.utilities.exceptions import MisconfigurationException
 
-from cnnlab.callbacks import RunReport, StopOnNonFiniteLoss
+from cnnlab.callbacks import SUMMARY, RunReport, StopOnNonFiniteLoss
 from cnnlab.cli import in_multirun
 from cnnlab.data import make_datamodule
 from cnnlab.errors import ArchError, ConfigError
 from cnnlab.inference import read_checkpoint, read_cnnlab_checkpoint
 from cnnlab.layers import load_layers, parse_layers
 from cnnlab.model import LayerListClassifier, decay_kwargs
+from cnnlab.progress import LineProgress
 from cnnlab.schedules import is_per_step
 from cnnlab.timing import Timing, process_age
 
@@ -87,6 +89,11 @@ def make_trainer(cfg: DictConfig) -> pl.Trainer:
     trainer_cfg, logger_cfg = scale_out(cfg)
     callbacks = [_instantiate(c, "callbacks") for c in (cfg.get("callbacks") or {}).values()]
     callbacks += [StopOnNonFiniteLoss(), RunReport(cfg.paths.output_dir), Timing()]
+    with open_dict(trainer_cfg):  # a progress bar in a terminal; elsewhere (nohup, SLURM, CI, a pipe) log lines
+        if trainer_cfg.get("enable_progress_bar") is None:
+            trainer_cfg.enable_progress_bar = sys.stdout.isatty()
+    if not trainer_cfg.enable_progress_bar:
+        callbacks.append(LineProgress())
     every = cfg.get("checkpoint_every_n_steps")
     if every:  # last.ckpt also every N steps, for long epochs on machines that may be taken away
         callbacks.append(ModelCheckpoint(dirpath=Path(cfg.paths.output_dir) / "checkpoints", filename="last",
@@ -229,13 +236,17 @@ def _write_results(out_dir: Path, metrics: dict[str, float], trainer: pl.Trainer
         (out_dir / "results.json").write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
 
 
-def _finish_loggers(trainer: pl.Trainer) -> None:
-    """Close W&B runs so that the jobs of a sweep never merge into one."""
+def _finish(trainer: pl.Trainer, out_dir: Path) -> None:
+    """Close W&B runs (so that the jobs of a sweep never merge into one), then print the run's summary: the last
+    thing on the console, after every progress bar and logger message."""
     for lg in trainer.loggers:
         if isinstance(lg, WandbLogger):
             import wandb
 
             wandb.finish()
+    summary = out_dir / SUMMARY
+    if trainer.is_global_zero and summary.is_file():
+        print("\n" + summary.read_text(), end="", flush=True)
 
 
 def train(cfg: DictConfig) -> dict[str, float]:
@@ -270,7 +281,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     if cfg.get("test", True):
         metrics |= evaluate(trainer, model, datamodule, ckpt_path=best_checkpoint(trainer))
     _write_results(out_dir, metrics, trainer)
-    _finish_loggers(trainer)
+    _finish(trainer, out_dir)
     return metrics
 
 
@@ -292,5 +303,5 @@ def evaluate_checkpoint(cfg: DictConfig) -> dict[str, float]:
     trainer = make_trainer(cfg)
     metrics = evaluate(trainer, model, datamodule)
     _write_results(out_dir, metrics, trainer)
-    _finish_loggers(trainer)
+    _finish(trainer, out_dir)
     return metrics
