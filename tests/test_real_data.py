@@ -36,3 +36,61 @@ def test_real_fer2013_counts():
     binary = make_datamodule({"family": "fer2013", "classes": [0, 3], "protocol": "seed"}, SHARED)
     binary.setup()
     assert len(binary.splits["test"]) == 140  # the seed README's 1% test split
+
+
+CIFAR10_JPEG = SHARED / "cifar10" / "cifar-10-jpeg.tar.gz"
+
+
+@pytest.fixture(scope="module")
+def cifar10_both_layouts(tmp_path_factory):
+    """The real CIFAR-10 JPEG copy unpacked as image folders, and written in the python layout by its own script."""
+    import subprocess
+    import sys
+    import tarfile
+
+    root = tmp_path_factory.mktemp("cifar10")
+    with tarfile.open(CIFAR10_JPEG) as tar:
+        tar.extractall(root / "jpeg", filter="data")
+    subprocess.run([sys.executable, str(CIFAR10_JPEG.with_name("to_python_layout.py")), str(root / "python")],
+                   check=True, capture_output=True)
+    return root / "jpeg", root / "python"
+
+
+def _pairs(split) -> dict[tuple[bytes, int], int]:
+    """(pixels, label) -> how many times: an order-free fingerprint of a split."""
+    counts: dict[tuple[bytes, int], int] = {}
+    for x, y in zip(split.x, split.y.tolist()):
+        key = (x.numpy().tobytes(), y)
+        counts[key] = counts.get(key, 0) + 1
+    return counts
+
+
+@pytest.mark.skipif(not CIFAR10_JPEG.is_file(), reason="no real CIFAR-10 JPEG copy")
+def test_cifar10_folders_read_the_same_pixels_and_labels_as_the_python_layout(cifar10_both_layouts):
+    jpeg, python = cifar10_both_layouts
+    folder = make_datamodule({"family": "folder", "root": str(jpeg), "val_fraction": 5000 / 60000, "cache": False},
+                             SHARED)
+    folder.setup()
+    assert folder.class_names == list(make_datamodule({"family": "cifar10"}, python).class_names)
+    assert {k: len(v) for k, v in folder.splits.items()} == {"train": 45_000, "val": 5_000, "test": 10_000}
+    reference = make_datamodule({"family": "cifar10", "download": False, "val_size": 5000}, python)
+    reference.setup()
+    assert _pairs(folder.splits["test"]) == _pairs(reference.splits["test"])
+    from cnnlab.data.base import Split
+
+    both = Split.concat([folder.splits["train"], folder.splits["val"]])
+    assert _pairs(both) == _pairs(Split.concat([reference.splits["train"], reference.splits["val"]]))
+
+
+@pytest.mark.skipif(not CIFAR10_JPEG.is_file(), reason="no real CIFAR-10 JPEG copy")
+def test_cifar10_folders_train_to_the_same_accuracy(cifar10_both_layouts, train):
+    """The same recipe and seed on both readings of the same images (2 epochs of best_cifar10): the validation
+    splits differ (stratified fractions vs a random 5,000), so the test accuracies agree within noise."""
+    jpeg, python = cifar10_both_layouts
+    short = ("experiment=best_cifar10", "trainer.max_epochs=2", "data.train_eval_size=1000")
+    from_folder = train(*short, "data=folder", f"data.root={jpeg}", f"data.val_fraction={5000 / 60000}",
+                        "data.mean=[0.4914,0.4822,0.4465]", "data.std=[0.2470,0.2435,0.2616]", timeout=3600)
+    from_python = train(*short, "data.download=false", data_dir=python, timeout=3600)
+    assert from_folder.returncode == 0, from_folder.output[-3000:]
+    assert from_python.returncode == 0, from_python.output[-3000:]
+    assert abs(from_folder.results()["test/acc"] - from_python.results()["test/acc"]) < 0.015

@@ -10,6 +10,7 @@ from cnnlab.data.base import InMemoryDataModule
 from cnnlab.data.cifar import CIFAR10DataModule, CIFAR100DataModule
 from cnnlab.data.digits import DigitsDataModule
 from cnnlab.data.fer2013 import FER2013DataModule
+from cnnlab.data.folder import FolderDataModule
 from cnnlab.data.mnist import MNISTDataModule
 from cnnlab.errors import ConfigError
 
@@ -19,6 +20,7 @@ FAMILIES: dict[str, type[InMemoryDataModule]] = {
     "cifar10": CIFAR10DataModule,
     "cifar100": CIFAR100DataModule,
     "fer2013": FER2013DataModule,
+    "folder": FolderDataModule,
 }
 
 

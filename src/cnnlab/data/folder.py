@@ -1,0 +1,241 @@
+"""Your own images: `data=folder data.root=PATH`, one sub-folder per class, as torchvision's ImageFolder reads them.
+
+Layouts: `PATH/<class>/*` (divided into train/val/test by seeded, stratified fractions), or
+`PATH/train/<class>/*` with optional `PATH/val/<class>/*` and `PATH/test/<class>/*` (a missing one is carved
+from train). Class names are the folder names, sorted. Images (PNG, JPEG, BMP, WebP, GIF's first frame, any
+mode) are decoded once with Pillow, in parallel, into the in-memory uint8 path every data set uses, and cached.
+The folder structure is checked when the module is made, before anything is decoded.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from sklearn.model_selection import train_test_split
+
+from cnnlab.data import image_cache
+from cnnlab.data.base import InMemoryDataModule, Split
+from cnnlab.errors import ConfigError, DataError
+
+log = logging.getLogger("cnnlab")
+
+SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
+SPLITS = ("train", "val", "test")
+
+
+def _images_in(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() in SUFFIXES and not p.name.startswith(".")
+                  and p.is_file())
+
+
+def _class_folders(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
+def _size(value: Any) -> tuple[int, int] | None:
+    if value is None:
+        return None
+    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        return (value, value)
+    if isinstance(value, list | tuple) and len(value) == 2 and all(isinstance(v, int) and v > 0 for v in value):
+        return (value[0], value[1])
+    raise ConfigError(f"data.image_size = {value!r}; expected a positive int (square) or [height, width], "
+                      "or null to keep the images' own size.")
+
+
+def _fraction(name: str, value: Any) -> float:
+    if isinstance(value, int | float) and not isinstance(value, bool) and 0 <= value < 1:
+        return float(value)
+    raise ConfigError(f"data.{name} = {value!r}; expected a fraction 0 <= x < 1 of the images.")
+
+
+class FolderDataModule(InMemoryDataModule):
+    name = "folder"
+
+    def __init__(self, root: str | None = None, image_size: int | list[int] | None = None,
+                 channels: int | None = None, val_fraction: float = 0.1, test_fraction: float = 0.1,
+                 skip_bad_images: bool = False, cache: bool = True, cache_dir: str | None = None,
+                 workers: int | None = None, **kwargs):
+        if root is None or root == "???":
+            raise ConfigError("data=folder needs data.root=PATH: a folder with one sub-folder of images per class "
+                              "(or train/, val/, test/ folders that each hold the class folders).")
+        self.root = Path(root).expanduser()
+        self.image_size, self.channels = _size(image_size), channels
+        if channels not in (None, 1, 3):
+            raise ConfigError(f"data.channels = {channels!r}; expected 1 (grey), 3 (RGB) or null (the images').")
+        self.val_fraction = _fraction("val_fraction", val_fraction)
+        self.test_fraction = _fraction("test_fraction", test_fraction)
+        if self.val_fraction + self.test_fraction >= 1:
+            raise ConfigError(f"data.val_fraction + data.test_fraction = {self.val_fraction + self.test_fraction:g}"
+                              "; they must leave images for training (sum < 1).")
+        for key, value in (("skip_bad_images", skip_bad_images), ("cache", cache)):
+            if not isinstance(value, bool):
+                raise ConfigError(f"data.{key} = {value!r}; expected true or false.")
+        self.skip_bad_images, self.cache = skip_bad_images, cache
+        self.cache_dir = Path(cache_dir).expanduser() if cache_dir else self.root / ".cnnlab_cache"
+        if workers is not None and (not isinstance(workers, int) or isinstance(workers, bool) or workers < 1):
+            raise ConfigError(f"data.workers = {workers!r}; expected a positive integer or null (all cores).")
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        self.workers = workers or cores
+        self._auto_stats = kwargs.get("mean") is None or kwargs.get("std") is None
+        self.files, self.labels, self.split_of, self.all_class_names = self._scan()
+        self.input_shape = self._shape()
+        super().__init__(**kwargs)
+
+    # --- the folder's structure (no decoding) ---------------------------------------------------------------
+    def _scan(self) -> tuple[list[Path], np.ndarray, list[str | None], tuple[str, ...]]:
+        """Every image file, its class index and, in the split layout, its split; structure errors first."""
+        root = self.root
+        if not root.is_dir():
+            raise DataError(f"data.root={root} does not exist or is not a folder; give a folder with one "
+                            "sub-folder of images per class.")
+        split_layout = (root / "train").is_dir() and bool(_class_folders(root / "train"))
+        parts = [s for s in SPLITS if (root / s).is_dir()] if split_layout else [None]
+        classes = _class_folders(root / "train") if split_layout else _class_folders(root)
+        if not classes:
+            raise DataError(f"{root} holds no class folders; expected {root}/<class>/<images> (one folder per "
+                            f"class, named after it) or {root}/train/<class>/<images>.")
+        if len(classes) < 2:
+            raise DataError(f"{root / 'train' if split_layout else root} has one class folder ({classes[0]}); a "
+                            "classifier needs at least two: add a folder per class.")
+        for part in parts[1:]:
+            other = _class_folders(root / part)
+            if other != classes:
+                only_train, only_other = sorted(set(classes) - set(other)), sorted(set(other) - set(classes))
+                raise DataError(f"{root / 'train'} and {root / part} have different class folders (only in train: "
+                                f"{only_train or 'none'}; only in {part}: {only_other or 'none'}); every split "
+                                "needs the same classes.")
+        files, labels, split_of = [], [], []
+        for part in parts:
+            base = root / part if part else root
+            for index, name in enumerate(classes):
+                found = _images_in(base / name)
+                if not found:
+                    raise DataError(f"{base / name} holds no images ({', '.join(SUFFIXES)}); add some or remove "
+                                    "the folder.")
+                files += found
+                labels += [index] * len(found)
+                split_of += [part] * len(found)
+        return files, np.asarray(labels, dtype=np.int64), split_of, tuple(classes)
+
+    def _options(self) -> dict[str, Any]:
+        """What changes the decoded pixels: part of the cache's name and key."""
+        return {"image_size": self.image_size, "channels": self.channels}
+
+    def _shape(self) -> tuple[int, int, int]:
+        """The input shape: from data.image_size and data.channels, else from the images (they must agree)."""
+        if self.image_size is not None and self.channels is not None:
+            return (self.channels, *self.image_size)
+        cached = self._cached()
+        if cached is not None:
+            return tuple(cached[1]["shape"])
+        probed = image_cache.probe_all(self.files, self.workers)
+        good = [(f, p) for f, p in zip(self.files, probed) if not isinstance(p, str)]
+        bad = [(f, p) for f, p in zip(self.files, probed) if isinstance(p, str)]
+        if bad and not self.skip_bad_images:
+            raise self._bad_image_error(bad[0][0], bad[0][1], len(bad))
+        if not good:
+            raise DataError(f"{self.root}: none of its {len(self.files)} image files can be read.")
+        sizes = Counter(p[0] for _, p in good)
+        if self.image_size is None and len(sizes) > 1:
+            example = {size: next(f for f, p in good if p[0] == size) for size in sizes}
+            listed = "; ".join(f"{h}x{w}: {n:,} images, e.g. {example[(h, w)]}"
+                               for (h, w), n in sizes.most_common(4))
+            more = f" (and {len(sizes) - 4} more sizes)" if len(sizes) > 4 else ""
+            (h, w), _ = sizes.most_common(1)[0]
+            raise DataError(f"{self.root}: images of different sizes ({listed}{more}); set data.image_size "
+                            f"(e.g. data.image_size={h} or [{h},{w}]) to resize them all to one size.")
+        modes = Counter(p[1] for _, p in good)
+        if self.channels is None and len(modes) > 1:
+            raise DataError(f"{self.root}: {modes[1]:,} grey and {modes[3]:,} colour images; set data.channels=3 "
+                            "(grey images become RGB) or data.channels=1 (colour images become grey).")
+        h, w = self.image_size or next(iter(sizes))
+        return (self.channels or next(iter(modes)), h, w)
+
+    def _bad_image_error(self, path: Path, reason: str, count: int) -> DataError:
+        more = f" ({count - 1} more such files)" if count > 1 else ""
+        return DataError(f"{path}: not a readable image ({reason}){more}; fix or remove it, or set "
+                         "data.skip_bad_images=true to skip and count such files.")
+
+    def info(self) -> dict[str, Any]:
+        """As every data set's, but the normalisation is computed from the training images when not given, so
+        they are read first (from the cache after the first run)."""
+        if self._auto_stats:
+            self.setup()
+        return super().info()
+
+    # --- decoding, with the cache ------------------------------------------------------------------------------
+    def _cache_file(self) -> Path:
+        return image_cache.cache_path(self.cache_dir, self._options())
+
+    def _key(self) -> str:
+        if "_key_value" not in self.__dict__:
+            self._key_value = image_cache.content_key(self.root, self.files, self._options())
+        return self._key_value
+
+    def _cached(self) -> tuple[image_cache.Decoded, dict] | None:
+        if not self.cache:
+            return None
+        if "_cache_hit" not in self.__dict__:
+            self._cache_hit = image_cache.load_cache(self._cache_file(), self._key())
+        return self._cache_hit
+
+    def _decode(self) -> image_cache.Decoded:
+        cached = self._cached()
+        if cached is not None and tuple(cached[1]["shape"]) == tuple(self.input_shape):
+            log.info("images from the cache %s", self._cache_file())
+            return cached[0]
+        decoded = image_cache.decode_all(self.files, tuple(self.input_shape), self.workers)
+        if self.cache:
+            image_cache.save_cache(self._cache_file(), self._key(), decoded, {"shape": list(self.input_shape)})
+        return decoded
+
+    def read_splits(self) -> dict[str, Split]:
+        decoded = self._decode()
+        bad = int((~decoded.ok).sum())
+        if bad and not self.skip_bad_images:
+            path, reason = decoded.first_error.split(": ", 1)
+            raise self._bad_image_error(Path(path), reason, bad)
+        if bad:
+            log.warning("skipped %d unreadable image(s) (data.skip_bad_images=true); the first: %s", bad,
+                        decoded.first_error)
+        keep = np.flatnonzero(decoded.ok)
+        x, y = torch.from_numpy(decoded.x), torch.from_numpy(self.labels)
+        splits = {}
+        for part in {self.split_of[i] for i in keep}:
+            index = torch.from_numpy(np.asarray([i for i in keep if self.split_of[i] == part]))
+            splits[part or "train"] = Split(x[index], y[index])
+        splits = self._carve_fractions(splits)
+        if self._auto_stats:  # from the training split, stored in checkpoints with the rest of info()
+            pixels = splits["train"].x.float().div_(255)
+            self.mean = pixels.mean((0, 2, 3)).view(1, -1, 1, 1)
+            self.std = pixels.std((0, 2, 3)).clamp_min(1e-3).view(1, -1, 1, 1)
+        log.info("folder %s: %s images (%s classes)", self.root,
+                 " / ".join(f"{k} {len(v):,}" for k, v in splits.items()), len(self.all_class_names))
+        return splits
+
+    def _carve_fractions(self, splits: dict[str, Split]) -> dict[str, Split]:
+        """A test and a validation split taken from train where the folder has none (stratified, seeded)."""
+        for part, fraction in (("test", self.test_fraction), ("val", self.val_fraction)):
+            if part in splits:
+                continue
+            train = splits["train"]
+            # fractions of the images before any carving, so that val_fraction means the same in both layouts
+            total = sum(len(s) for s in splits.values())
+            n = round(fraction * total)
+            if n < 1 or n >= len(train):
+                raise ConfigError(f"data.{part}_fraction = {fraction:g} of {total:,} images leaves the {part} split "
+                                  f"{'empty' if n < 1 else 'with all the training images'}; choose a fraction "
+                                  f"that gives 1 to {len(train) - 1} images, or add a {self.root / part} folder.")
+            counts = torch.bincount(train.y)
+            stratify = train.y.numpy() if n >= len(counts) and counts[counts > 0].min() >= 2 else None
+            keep, held = train_test_split(np.arange(len(train)), test_size=n, random_state=self.seed,
+                                          stratify=stratify)
+            splits["train"], splits[part] = train.take(np.sort(keep)), train.take(np.sort(held))
+        return splits
