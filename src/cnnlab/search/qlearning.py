@@ -1,0 +1,159 @@
+"""MetaQNN's agent (Baker, Gupta, Naik, Raskar, ICLR 2017) as an Optuna sampler: `python src/search.py
+agent=qlearning`.
+
+The agent picks a layer list one action at a time (see `sequential.py`), epsilon-greedy on a table of Q-values.
+Its memory is the study itself: the Q-values are recomputed from the study's finished trials, replayed in the
+order they finished (each new trial adds its path to the replay memory, then `replay` paths drawn from it are
+updated, with random draws seeded by the trial), so a resumed study, or many workers sharing one storage,
+continue with the same agent. The update is MetaQNN's, in reverse order along a path:
+
+    Q(s_T, a_T) <- (1 - alpha) Q(s_T, a_T) + alpha * reward
+    Q(s_i, a_i) <- (1 - alpha) Q(s_i, a_i) + alpha * (r_i + gamma * max_a Q(s_i+1, a))     (r_i = 0)
+
+with the validation accuracy as the reward, alpha 0.01 and gamma 1 by default.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import optuna
+from optuna.distributions import BaseDistribution, CategoricalDistribution
+from optuna.trial import FrozenTrial, TrialState
+
+from cnnlab.errors import ConfigError
+from cnnlab.search.sequential import STATE_PREFIX, depth_of
+
+# MetaQNN's schedule, as shares of the budget: half the trials explore at random, then epsilon steps down
+METAQNN_SHARES = [(1.0, 0.5), (0.9, 0.05), (0.8, 0.05), (0.7, 0.05), (0.6, 0.05), (0.5, 0.05), (0.4, 0.05),
+                  (0.3, 0.05), (0.2, 0.05), (0.1, 0.1)]
+
+
+@dataclass(frozen=True)
+class Path:
+    """One trained list: the (state, action, legal actions there) steps in order, and its reward."""
+
+    steps: tuple[tuple[str, str, tuple[str, ...]], ...]
+    reward: float
+
+
+def check_schedule(schedule: Any, n_trials: int) -> list[tuple[float, int]]:
+    """[[epsilon, trials], ...] summing to n_trials; null: MetaQNN's shape scaled to n_trials."""
+    if schedule is None:
+        counts = [max(0, round(share * n_trials)) for _, share in METAQNN_SHARES]
+        counts[0] += n_trials - sum(counts)  # rounding: the random phase absorbs the difference
+        return [(eps, n) for (eps, _), n in zip(METAQNN_SHARES, counts) if n > 0]
+    try:
+        stages = [(float(eps), int(n)) for eps, n in schedule]
+        valid = all(0 <= eps <= 1 and n >= 1 for eps, n in stages) and stages
+    except (TypeError, ValueError):
+        valid = False
+    if not valid:
+        raise ConfigError(f"agent.epsilon = {schedule!r}; expected [[epsilon, trials], ...] with 0 <= epsilon <= 1 "
+                          "and a positive number of trials per stage, e.g. [[1.0, 10], [0.5, 5], [0.1, 5]].")
+    total = sum(n for _, n in stages)
+    if total != n_trials:
+        raise ConfigError(f"agent.epsilon covers {total} trials but n_trials = {n_trials}; the stages must sum to the "
+                          f"trial budget (or set agent.epsilon=null for MetaQNN's schedule scaled to {n_trials}).")
+    return stages
+
+
+def epsilon_at(stages: Sequence[tuple[float, int]], trial_number: int) -> float:
+    end = 0
+    for eps, n in stages:
+        end += n
+        if trial_number < end:
+            return eps
+    return stages[-1][0]  # trials past the budget (another worker's extra trial) keep the last epsilon
+
+
+def update(q: dict[tuple[str, str], float], path: Path, alpha: float, gamma: float, initial: float) -> None:
+    """MetaQNN's update of one path, from its last step back to its first."""
+    last_state, last_action, _ = path.steps[-1]
+    old = q.get((last_state, last_action), initial)
+    q[(last_state, last_action)] = (1 - alpha) * old + alpha * path.reward
+    for i in range(len(path.steps) - 2, -1, -1):
+        state, action, _ = path.steps[i]
+        next_state, _, next_legal = path.steps[i + 1]
+        best_next = max(q.get((next_state, a), initial) for a in next_legal)
+        old = q.get((state, action), initial)
+        q[(state, action)] = (1 - alpha) * old + alpha * gamma * best_next
+
+
+def path_of(trial: FrozenTrial) -> Path | None:
+    """The path a finished trial took and its reward (validation accuracy); None if it has neither."""
+    if trial.state == TrialState.COMPLETE and trial.values:
+        error = trial.values[0]
+    elif trial.state == TrialState.PRUNED and trial.intermediate_values:
+        error = trial.intermediate_values[max(trial.intermediate_values)]  # its last report
+    else:
+        return None
+    names = sorted((n for n in trial.params if n.startswith(STATE_PREFIX)), key=depth_of)
+    steps = []
+    for name in names:
+        dist = trial.distributions[name]
+        if not isinstance(dist, CategoricalDistribution):
+            return None
+        steps.append((name, trial.params[name], tuple(dist.choices)))
+    return Path(tuple(steps), 1.0 - error) if steps else None
+
+
+class QLearningSampler(optuna.samplers.BaseSampler):
+    """Epsilon-greedy on Q-values replayed from the study. Parameters that are not layer-by-layer states (none in
+    cnnlab's sequential spaces) go to a seeded random sampler."""
+
+    def __init__(self, epsilon: Sequence[tuple[float, int]], learning_rate: float = 0.01, discount: float = 1.0,
+                 initial_q: float = 0.5, replay: int = 100, seed: int | None = None):
+        if not 0 < learning_rate <= 1 or not 0 <= discount <= 1:
+            raise ConfigError(f"agent.learning_rate = {learning_rate} and agent.discount = {discount}; expected "
+                              "0 < learning_rate <= 1 and 0 <= discount <= 1.")
+        if not isinstance(replay, int) or replay < 1:
+            raise ConfigError(f"agent.replay = {replay!r}; expected a positive number of replayed paths per trial.")
+        self.stages, self.alpha, self.gamma, self.initial = list(epsilon), learning_rate, discount, initial_q
+        self.replay, self.seed = replay, 0 if seed is None else seed
+        self._fallback = optuna.samplers.RandomSampler(seed=seed)
+        self._seen: list[int] = []  # trial numbers replayed so far, in order
+        self._memory: list[Path] = []
+        self.q: dict[tuple[str, str], float] = {}
+
+    # --- the agent's memory, rebuilt from the study ---------------------------------------------------------------
+    def replayed(self, trials: Sequence[FrozenTrial]) -> dict[tuple[str, str], float]:
+        """The Q-values after replaying these trials in the order they finished (incremental when the study only
+        grew since the last call, else recomputed from nothing: same study, same Q-values)."""
+        finished = sorted((t for t in trials if path_of(t) is not None),
+                          key=lambda t: (t.datetime_complete or t.datetime_start, t.number))
+        numbers = [t.number for t in finished]
+        if numbers[: len(self._seen)] != self._seen:
+            self._seen, self._memory, self.q = [], [], {}
+        for trial in finished[len(self._seen):]:
+            self._memory.append(path_of(trial))
+            self._seen.append(trial.number)
+            rng = random.Random(f"{self.seed}/replay/{trial.number}")
+            # the newest path once, then `replay` paths drawn from the whole memory (MetaQNN's experience replay)
+            for path in [self._memory[-1], *(rng.choice(self._memory) for _ in range(self.replay))]:
+                update(self.q, path, self.alpha, self.gamma, self.initial)
+        return self.q
+
+    # --- Optuna's sampler interface --------------------------------------------------------------------------------
+    def infer_relative_search_space(self, study, trial) -> dict[str, BaseDistribution]:
+        return {}
+
+    def sample_relative(self, study, trial, search_space) -> dict[str, Any]:
+        return {}
+
+    def before_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        self.replayed(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)))
+
+    def sample_independent(self, study, trial, param_name: str, param_distribution: BaseDistribution) -> Any:
+        if not param_name.startswith(STATE_PREFIX) or not isinstance(param_distribution, CategoricalDistribution):
+            return self._fallback.sample_independent(study, trial, param_name, param_distribution)
+        choices = list(param_distribution.choices)
+        rng = random.Random(f"{self.seed}/act/{trial.number}/{param_name}")
+        if rng.random() < epsilon_at(self.stages, trial.number):
+            return rng.choice(choices)
+        values = [self.q.get((param_name, a), self.initial) for a in choices]
+        best = max(values)
+        return rng.choice([a for a, v in zip(choices, values) if v == best])

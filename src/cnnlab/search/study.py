@@ -1,0 +1,169 @@
+"""A search: an Optuna study whose trials sample a layer list from a space (a template, or layer by layer), train
+it with the same LightningModule and data module as `train.py`, and report its validation error. Which sampler
+draws the lists is the agent: `tpe` (default), `random`, or `qlearning` (MetaQNN's agent, `qlearning.py`)."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import math
+import random
+import time
+from pathlib import Path
+from typing import Any
+
+import optuna
+import pytorch_lightning as pl
+import torch
+from omegaconf import DictConfig, OmegaConf
+from sqlalchemy.exc import SQLAlchemyError
+
+from cnnlab.data import make_datamodule
+from cnnlab.errors import ArchError, ConfigError
+from cnnlab.layers import build_network
+from cnnlab.model import LayerListClassifier
+from cnnlab.search.outputs import write_outputs
+from cnnlab.search.qlearning import QLearningSampler, check_schedule
+from cnnlab.search.sequential import SequentialSpace
+from cnnlab.search.template import TemplateSpace
+
+log = logging.getLogger("cnnlab.search")
+
+OBJECTIVES = {"val_err", "params", "flops"}
+AGENTS = ("tpe", "random", "qlearning")
+
+
+class _Pruning(pl.Callback):
+    """Keeps the best validation error of the trial; in single-objective studies reports it per epoch and stops
+    the trial when Optuna's pruner says so (Optuna cannot prune multi-objective trials)."""
+
+    def __init__(self, trial: optuna.Trial, report: bool):
+        self.trial, self.report, self.pruned, self.best = trial, report, False, math.inf
+
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.sanity_checking or "val/err" not in trainer.callback_metrics:
+            return
+        err = float(trainer.callback_metrics["val/err"])
+        self.best = min(self.best, err)
+        if self.report:
+            self.trial.report(err, trainer.current_epoch)
+            if self.trial.should_prune():
+                self.pruned, trainer.should_stop = True, True
+
+
+def make_space(space: dict[str, Any], datamodule) -> TemplateSpace | SequentialSpace:
+    if space.get("kind", "template") == "sequential":
+        return SequentialSpace(space, datamodule.input_shape, datamodule.num_classes)
+    if "kind" in space and space["kind"] != "template":
+        raise ConfigError(f"search.kind = {space['kind']!r}; expected template or sequential.")
+    return TemplateSpace({k: v for k, v in space.items() if k != "kind"})
+
+
+class Search:
+    def __init__(self, cfg: DictConfig):
+        self.cfg, self.out_dir = cfg, Path(cfg.paths.output_dir)
+        self.objectives = list(cfg.objectives)
+        if not self.objectives or set(self.objectives) - OBJECTIVES or self.objectives[0] != "val_err":
+            raise ConfigError(f"objectives = {self.objectives}; expected [val_err] or [val_err, params|flops].")
+        self.data_cfg = OmegaConf.to_container(cfg.data, resolve=True)
+        self.datamodule = make_datamodule(self.data_cfg, cfg.paths.data_dir)
+        self.space = make_space(OmegaConf.to_container(cfg.search, resolve=True), self.datamodule)
+        self.agent = OmegaConf.to_container(cfg.agent, resolve=True) if cfg.get("agent") else {"name": "tpe"}
+        self.stages = None
+        self.sampler = self._sampler()
+
+    def _sampler(self) -> optuna.samplers.BaseSampler:
+        """The agent that draws the layer lists, checked before any trial."""
+        agent, seed = dict(self.agent), self.cfg.sampler_seed
+        name = agent.pop("name", None)
+        if name not in AGENTS:
+            raise ConfigError(f"agent = {name!r}; expected one of {', '.join(AGENTS)}.")
+        if name == "tpe":
+            return optuna.samplers.TPESampler(seed=seed)
+        if name == "random":
+            return optuna.samplers.RandomSampler(seed=seed)
+        if self.space.kind != "sequential":
+            raise ConfigError("agent=qlearning builds layer lists one layer at a time: it needs a sequential space, "
+                              "e.g. search=metaqnn (conf/search/metaqnn.yaml), not a template space.")
+        self.stages = check_schedule(agent.pop("epsilon", None), self.cfg.n_trials)
+        try:
+            return QLearningSampler(self.stages, seed=seed, **agent)
+        except TypeError as err:
+            raise ConfigError(f"agent (qlearning): {err}; its options are epsilon, learning_rate, discount, "
+                              "initial_q and replay.") from None
+
+    def study(self) -> optuna.Study:
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        url = self.cfg.storage or f"sqlite:///{self.out_dir / 'study.db'}"
+        # SQLite shared by several workers: wait for the lock instead of failing at once
+        kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
+        directions = ["minimize"] * len(self.objectives)
+        pruner = optuna.pruners.MedianPruner(n_warmup_steps=1) if self.cfg.pruning and len(directions) == 1 \
+            else optuna.pruners.NopPruner()  # Optuna prunes single-objective studies only
+        for attempt in range(5):
+            try:
+                storage = optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
+                study = optuna.create_study(study_name=self.cfg.study_name, storage=storage,
+                                            directions=directions, sampler=self.sampler, pruner=pruner,
+                                            load_if_exists=True)
+                break
+            except SQLAlchemyError:  # workers starting together race to create the tables and the study
+                if attempt == 4:
+                    raise
+                time.sleep(0.5 + random.random())
+        # one study, one agent and one space: a resumed study must not be continued by another agent
+        signature = {"agent": self.agent.get("name", "tpe"), "space": self.space.kind}
+        before = {k: study.user_attrs.get(k) for k in signature}
+        if before["agent"] is None:
+            for key, value in signature.items():
+                study.set_user_attr(key, value)
+        elif before != signature:
+            raise ConfigError(f"study {self.cfg.study_name} was searched with agent={before['agent']} on a "
+                              f"{before['space']} space; resume it with the same agent and space, or start another "
+                              "study with study_name=<new name>.")
+        return study
+
+    def objective(self, trial: optuna.Trial) -> float | tuple[float, ...]:
+        layers, hyper = self.space.sample(trial)
+        shape, classes = self.datamodule.input_shape, self.datamodule.num_classes
+        trial.set_user_attr("layers", layers)
+        trial.set_user_attr("hyper", hyper)
+        net = build_network(layers, shape, classes)  # ArchError: refused, recorded as a failed trial
+        trial.set_user_attr("params", net.num_params)
+        trial.set_user_attr("flops", net.flops)
+        lr, reg = hyper["lr"], hyper["reg"]
+        self.datamodule.batch_size = hyper["batch_size"]
+        pl.seed_everything(self.cfg.seed + trial.number, workers=True, verbose=False)
+        model = LayerListClassifier(layers, {**self.datamodule.info(), "config": self.data_cfg},
+                                    optimizer=functools.partial(torch.optim.Adam, lr=lr), reg=reg)
+        pruning = _Pruning(trial, report=len(self.objectives) == 1)
+        trainer_cfg = OmegaConf.to_container(self.cfg.trainer, resolve=True)
+        trainer_cfg.pop("_target_", None)
+        trainer_cfg.update(max_epochs=self.space.epochs, logger=False, enable_checkpointing=False,
+                           enable_progress_bar=False, callbacks=[pruning], default_root_dir=str(self.out_dir))
+        trainer = pl.Trainer(**trainer_cfg)
+        trainer.fit(model, datamodule=self.datamodule)
+        if pruning.pruned:
+            raise optuna.TrialPruned()
+        val_err = pruning.best
+        extra = {"params": net.num_params, "flops": net.flops}
+        values = (val_err, *(float(extra[o]) for o in self.objectives[1:]))
+        return values if len(values) > 1 else values[0]
+
+    def run(self) -> optuna.Study:
+        study = self.study()
+        done = len(study.trials)
+        if done >= self.cfg.n_trials:
+            log.info("study %s already has %d trials (n_trials=%d).", self.cfg.study_name, done, self.cfg.n_trials)
+        else:
+            logging.getLogger("pytorch_lightning").setLevel(logging.WARNING)
+            study.optimize(self.objective, catch=(ArchError,), callbacks=[optuna.study.MaxTrialsCallback(
+                self.cfg.n_trials, states=None)])
+        write_outputs(study, self.out_dir, self.objectives, self.datamodule, self.space, self.stages)
+        return study
+
+
+def run_search(cfg: DictConfig) -> optuna.Study:
+    if not isinstance(cfg.n_trials, int) or isinstance(cfg.n_trials, bool) or cfg.n_trials < 1:
+        raise ConfigError(f"n_trials = {cfg.n_trials!r}; expected a positive integer.")
+    return Search(cfg).run()

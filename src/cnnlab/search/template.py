@@ -1,0 +1,80 @@
+"""The template space (`conf/search/cnn_small.yaml`): blocks of [C (+BN) -> activation -> pool -> dropout], then
+FC layers, every choice a named Optuna parameter, plus the optimiser's lr, reg and batch size."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import optuna
+
+from cnnlab.errors import ConfigError
+
+SPACE_KEYS = {"blocks", "width", "kernel", "stride", "pool", "batch_norm", "activation", "drop_out", "fc_layers",
+              "fc_width", "lr", "reg", "batch_size", "epochs"}
+
+
+def check_template(space: dict[str, Any]) -> None:
+    """A space is refused before any trial: unknown or missing keys, empty choices, inverted ranges."""
+    unknown, missing = set(space) - SPACE_KEYS, SPACE_KEYS - set(space)
+    if unknown or missing:
+        raise ConfigError(f"search space: unknown keys {sorted(unknown)}, missing keys {sorted(missing)}; "
+                          f"a space has exactly: {', '.join(sorted(SPACE_KEYS))} (or kind: sequential, "
+                          "see conf/search/metaqnn.yaml).")
+    for key, value in space.items():
+        if key == "epochs":
+            if not isinstance(value, int) or value < 1:
+                raise ConfigError(f"search.epochs = {value!r}; expected a positive integer.")
+        elif isinstance(value, dict):
+            if set(value) - {"low", "high", "log"} or not {"low", "high"} <= set(value):
+                raise ConfigError(f"search.{key} = {value}; a range is {{low: .., high: .., log: false}}.")
+            if value["low"] > value["high"] or (value.get("log") and value["low"] <= 0):
+                raise ConfigError(f"search.{key}: low {value['low']} must be <= high {value['high']} "
+                                  "(and > 0 for a log range).")
+        elif not isinstance(value, list) or not value:
+            raise ConfigError(f"search.{key} = {value!r}; expected a non-empty list of choices or a range.")
+
+
+def draw(trial: optuna.Trial, name: str, spec: Any) -> Any:
+    if isinstance(spec, list):
+        return trial.suggest_categorical(name, spec)
+    if isinstance(spec["low"], int) and isinstance(spec["high"], int) and not spec.get("log"):
+        return trial.suggest_int(name, spec["low"], spec["high"])
+    return trial.suggest_float(name, float(spec["low"]), float(spec["high"]), log=bool(spec.get("log")))
+
+
+def sample_layers(trial: optuna.Trial, space: dict[str, Any]) -> list[dict[str, Any]]:
+    """One layer list from the space (parameter names are per block, so that trials share them)."""
+    layers: list[dict[str, Any]] = []
+    activation = draw(trial, "activation", space["activation"])
+    for b in range(draw(trial, "blocks", space["blocks"])):
+        layers.append({"type": "C", "num_output": draw(trial, f"width_{b}", space["width"]),
+                       "kernel_size": draw(trial, f"kernel_{b}", space["kernel"]),
+                       "stride": draw(trial, f"stride_{b}", space["stride"]), "activation": activation,
+                       "batch_norm": draw(trial, f"batch_norm_{b}", space["batch_norm"])})
+        pool = draw(trial, f"pool_{b}", space["pool"])
+        if pool != "none":
+            layers.append({"type": "P", "pool": pool, "kernel_size": 2, "stride": 2})
+        drop = round(draw(trial, f"drop_out_{b}", space["drop_out"]), 1)
+        if drop > 0:
+            layers.append({"type": "DO", "drop_out": drop})
+    for f in range(draw(trial, "fc_layers", space["fc_layers"])):
+        layers.append({"type": "FC", "num_output": draw(trial, f"fc_width_{f}", space["fc_width"]),
+                       "activation": activation})
+    layers.append({"type": "T"})
+    return layers
+
+
+class TemplateSpace:
+    """Samples a layer list and its training hyper-parameters from a template space."""
+
+    kind = "template"
+
+    def __init__(self, space: dict[str, Any]):
+        check_template(space)
+        self.space = space
+        self.epochs = space["epochs"]
+
+    def sample(self, trial: optuna.Trial) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+        layers = sample_layers(trial, self.space)
+        hyper = {key: draw(trial, key, self.space[key]) for key in ("lr", "reg", "batch_size")}
+        return layers, hyper
