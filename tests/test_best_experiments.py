@@ -68,3 +68,13 @@ def test_best_experiment_trains_on_tiny_files(train, tmp_path, experiment):
     assert report["macro avg"]["support"] == n_test
     assert len(report) - 3 == classes  # one row per class, plus accuracy and the two averages
     assert 0 <= run.results()["test/acc"] <= 1 and run.results()["time/fit_s"] > 0
+
+
+@pytest.mark.parametrize("data", ["mnist", "fer2013", "fer2013_binary", "cifar10", "cifar100"])
+def test_seed_experiments_do_not_augment(data):
+    """The seed trained without augmentation; its data sets' own defaults (crops and flips for CIFAR and FER2013)
+    must not leak into `experiment=seed_<data>`."""
+    from cnnlab.data import make_datamodule
+
+    cfg = compose_train(f"experiment=seed_{data}")
+    assert not make_datamodule(dict(cfg.data), "unused").augment
