@@ -1,12 +1,14 @@
 """Random search, TPE and MetaQNN's Q-learning agent at equal budget on the same layer-by-layer space.
 
-    python bench/search_agents.py --data-dir ../shared/data --trials 30 --seeds 0 1 2
+    python bench/search_agents.py --data-dir ../shared/data --trials 30 --seeds 0 1 2 \
+        --override "search.conv.num_output=[8,16,32]"
 
 Every (agent, seed) is one `src/search.py agent=<agent> search=metaqnn` study on real MNIST with a per-trial
 budget that fits two CPU cores (a fixed training subset, `--epochs` epochs, no pruning, so every trial costs
-the same kind of work); then each agent's best list over its seeds is retrained at full budget (all 55,000
-training images, `--final-epochs` epochs) and tested on the official test set. Writes `--out` (a PNG: best
-validation error so far against trials and against wall time, one line per seed) and a JSON beside it.
+the same kind of work); then each agent's best list over its seeds is retrained at full budget (every training
+image but the `--val-size` validation ones, `--final-epochs` epochs) and tested on the official test set.
+Writes `--out` (a PNG: best validation error so far against trials and against wall time, one line per seed)
+and a JSON beside it.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import argparse
 import csv
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -37,7 +40,7 @@ def search(agent: str, seed: int, args) -> Path:
         run(["src/search.py", f"agent={agent}", "search=metaqnn", "data=mnist", "data.download=false",
              f"data.train_size={args.train_size}", f"data.val_size={args.val_size}", f"search.epochs={args.epochs}",
              f"n_trials={args.trials}", f"sampler_seed={seed}", "pruning=false", f"study_name=bench-{agent}-{seed}",
-             f"hydra.run.dir={folder}"], args.data_dir)
+             f"hydra.run.dir={folder}", *args.override], args.data_dir)
     return folder
 
 
@@ -59,8 +62,10 @@ def retrain(agent: str, folder: Path, args) -> dict:
     """The agent's best list, trained on all training images for --final-epochs and tested."""
     out = args.work / f"final-{agent}"
     if not (out / "results.json").is_file():
-        run(["src/train.py", "arch=file", f"arch.path={folder / 'best_arch.yaml'}", "data=mnist",
-             "data.download=false", "optim.lr=1e-3", "model.reg=1e-4", "data.batch_size=128",
+        arch = folder / "best_arch.yaml"
+        found = re.findall(r"(optim\.lr|model\.reg|data\.batch_size)=(\S+)", arch.read_text().split("\nname:")[0])
+        run(["src/train.py", "arch=file", f"arch.path={arch}", "data=mnist", "data.download=false",
+             f"data.val_size={args.val_size}", *(f"{k}={v}" for k, v in found),
              f"trainer.max_epochs={args.final_epochs}", f"hydra.run.dir={out}"], args.data_dir)
     results = json.loads((out / "results.json").read_text())
     return {"test_acc": results["test/acc"], "val_acc": results["val/acc"], "seconds": results["time/total_s"],
@@ -103,6 +108,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--final-epochs", type=int, default=3)
     parser.add_argument("--agents", nargs="+", default=list(AGENTS), choices=AGENTS)
+    parser.add_argument("--override", nargs="*", default=[], help="search.py overrides for every study, e.g. "
+                        "search.conv.num_output=[8,16,32] (a narrower space, for a CPU)")
     parser.add_argument("--work", type=Path, default=ROOT / "outputs" / "bench" / "search_agents")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "search_agents.png")
     args = parser.parse_args(argv)

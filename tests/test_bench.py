@@ -33,3 +33,52 @@ def test_gpu_benchmark_runs_end_to_end_on_cpu(tmp_path):
     assert set(ratios) == {"small", "mnist_fast"}
     for r in ratios.values():  # achieved FLOP/s can not be far above the measured convolution peak
         assert r["cnnlab_img_s"] > 0 and r["plain_img_s"] > 0 and 0 < r["peak_fraction"] < 1.5
+
+
+def _bench(name: str):
+    """A bench script imported as a module, so that its main() can be called with arguments."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, ROOT / "bench" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_time_to_accuracy_plot_reads_run_directories(train, tmp_path):
+    run = train("data.monitor_test=true", "trainer.max_epochs=3")
+    assert run.returncode == 0, run.output[-3000:]
+    out = tmp_path / "plot.png"
+    rows = _bench("time_to_accuracy").main([str(run.dir), "--out", str(out), "--targets", "0.0", "1.01"])
+    assert out.is_file() and len(rows) == 1
+    results = run.results()
+    assert rows[0]["final_test_acc"] == results["test/acc"] and rows[0]["total_s"] == results["time/total_s"]
+    assert 0 < rows[0]["time_to_0_s"] <= results["time/total_s"]  # reached after the first epoch
+    assert rows[0]["time_to_1.01_s"] is None  # never reached
+
+
+def test_search_agents_benchmark_end_to_end(tmp_path):
+    data_files.write_mnist(tmp_path / "data", n_train=200, n_test=40)
+    record = _bench("search_agents").main([
+        "--data-dir", str(tmp_path / "data"), "--trials", "2", "--seeds", "0", "--train-size", "60",
+        "--val-size", "40", "--final-epochs", "1", "--work", str(tmp_path / "work"),
+        "--out", str(tmp_path / "agents.png")])
+    assert set(record["agents"]) == {"random", "tpe", "qlearning"} and (tmp_path / "agents.png").is_file()
+    for name, curve in record["curves"].items():
+        errors = curve["best_val_err"]
+        assert len(errors) == 2 and errors[1] <= errors[0], name  # best so far never gets worse
+    assert all(0 <= a["final_test_acc"] <= 1 for a in record["agents"].values())
+
+
+def test_step_time_and_folder_decode_benchmarks(tmp_path):
+    rows = _bench("step_time").main(["--arch", "small", "--input", "1", "8", "8", "--batch", "4", "8",
+                                     "--repeats", "1"])
+    assert len(rows) == 4 and all(r["img_s"] > 0 for r in rows)
+    from tests.test_folder import write_images
+
+    write_images(tmp_path / "imgs", n_per_class=6, suffix=".jpg")
+    record = _bench("folder_decode").main(["--root", str(tmp_path / "imgs"), "--workers", "1",
+                                           "--decoder-sample", "5"])
+    first, cached = record["workers_1"]["first"], record["workers_1"]["cached"]
+    assert first["images"] == cached["images"] == 18 and first["uint8_bytes"] == 18 * 3 * 8 * 8
+    assert record["decoders_one_core"]["pillow_img_s"] > 0

@@ -204,3 +204,8 @@ def test_train_eval_predict_and_export_from_a_folder(train, tmp_path):
     assert predicted.returncode == 0, predicted.output[-3000:]
     rows = (tmp_path / "p.csv").read_text().splitlines()
     assert len(rows) == 4 and rows[0].startswith("file,predicted,probability,p_cat,p_dog,p_fox")
+    onnx = pytest.importorskip("onnx")
+    exported = train(f"ckpt_path={ckpt}", "format=onnx", script="export.py")
+    assert exported.returncode == 0, exported.output[-3000:]
+    meta = {p.key: p.value for p in onnx.load(str(exported.dir / "model.onnx")).metadata_props}
+    assert json.loads(meta["class_names"]) == list(CLASSES)

@@ -34,7 +34,8 @@ def _label(trainer: pl.Trainer, epoch: int) -> str:
 
 class LineProgress(pl.Callback):
     """The epoch line: `epoch 3/10  train loss 1.234 acc 56.7%  val loss 1.301 acc 54.0%  1,234 img/s
-    elapsed 5m02s  left ~12m10s`. The time left assumes the remaining epochs take as long as the mean so far."""
+    elapsed 5m02s  left ~12m10s` (img/s: training images per second of training, validation excluded). The
+    time left assumes the remaining epochs take as long as the mean so far."""
 
     def __init__(self, every_s: float = 60.0):
         self.every_s = every_s
@@ -49,12 +50,13 @@ class LineProgress(pl.Callback):
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._flush(trainer)
         self._epoch_start = self._last_line = time.perf_counter()
-        self._images = 0
+        self._images, self._train_seconds = 0, 0.0
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs, batch,
                            batch_idx: int) -> None:
         self._images += len(batch[1])
         now = time.perf_counter()
+        self._train_seconds = now - self._epoch_start  # training only: validation comes after the last batch
         if now - self._last_line < self.every_s or not trainer.is_global_zero:
             return
         self._last_line = now
@@ -70,7 +72,6 @@ class LineProgress(pl.Callback):
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         # the module logs this epoch's training metrics after the callbacks' hook: the line waits for them
         self._pending = trainer.current_epoch
-        self._epoch_seconds = time.perf_counter() - self._epoch_start
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._flush(trainer)
@@ -88,7 +89,7 @@ class LineProgress(pl.Callback):
                 parts.append(f"{split.removesuffix('_epoch')} loss {loss:.4f} acc {acc:.2%}")
         now = time.perf_counter()
         elapsed = now - self._start
-        parts.append(f"{self._images / max(self._epoch_seconds, 1e-9):,.0f} img/s")
+        parts.append(f"{self._images / max(self._train_seconds, 1e-9):,.0f} img/s")
         parts.append(f"elapsed {clock(elapsed)}")
         done = epoch + 1 - self._epochs_done_before
         remaining = max(trainer.max_epochs or 0, 0) - (epoch + 1)
