@@ -38,6 +38,21 @@ def _class_folders(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
 
 
+def channel_stats(x: torch.Tensor, chunk: int = 4096) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-channel mean and (sample) standard deviation of uint8 images N x C x H x W on the 0..1 scale, in
+    chunks: no float copy of the whole set is ever held."""
+    total = torch.zeros(x.shape[1], dtype=torch.float64)
+    squares = torch.zeros_like(total)
+    for part in x.split(chunk):
+        values = part.to(torch.float64).div_(255)
+        total += values.sum((0, 2, 3))
+        squares += values.square().sum((0, 2, 3))
+    n = x.numel() // x.shape[1]
+    mean = total / n
+    var = (squares - n * mean.square()) / max(n - 1, 1)
+    return mean.float(), var.clamp_min(0).sqrt().float()
+
+
 def _size(value: Any) -> tuple[int, int] | None:
     if value is None:
         return None
@@ -213,9 +228,8 @@ class FolderDataModule(InMemoryDataModule):
             splits[part or "train"] = Split(x[index], y[index])
         splits = self._carve_fractions(splits)
         if self._auto_stats:  # from the training split, stored in checkpoints with the rest of info()
-            pixels = splits["train"].x.float().div_(255)
-            self.mean = pixels.mean((0, 2, 3)).view(1, -1, 1, 1)
-            self.std = pixels.std((0, 2, 3)).clamp_min(1e-3).view(1, -1, 1, 1)
+            mean, std = channel_stats(splits["train"].x)
+            self.mean, self.std = mean.view(1, -1, 1, 1), std.clamp_min(1e-3).view(1, -1, 1, 1)
         log.info("folder %s: %s images (%s classes)", self.root,
                  " / ".join(f"{k} {len(v):,}" for k, v in splits.items()), len(self.all_class_names))
         return splits

@@ -115,11 +115,15 @@ def probe_all(paths: Sequence[Path], workers: int) -> list[tuple[tuple[int, int]
 
 def decode_all(paths: Sequence[Path], shape: tuple[int, int, int], workers: int) -> Decoded:
     parts = _parallel(_decode_many, paths, workers, "decoding", shape)
-    x = np.concatenate([p[0] for p in parts]) if parts else np.zeros((0, shape[1], shape[2], shape[0]), np.uint8)
-    ok = np.concatenate([p[1] for p in parts]) if parts else np.zeros(0, bool)
-    first_error = next((p[2] for p in parts if p[2]), "")
-    # channels-last while decoding (Pillow's layout), channels-first for the network, contiguous once
-    return Decoded(np.ascontiguousarray(x.transpose(0, 3, 1, 2)), ok, first_error)
+    x = np.empty((len(paths), *shape), dtype=np.uint8)  # channels-first for the network, filled part by part
+    ok = np.zeros(len(paths), dtype=bool)
+    first_error, start = "", 0
+    while parts:
+        pixels, good, error = parts.pop(0)  # each decoded part (Pillow's channels-last) is freed once copied
+        x[start:start + len(good)] = pixels.transpose(0, 3, 1, 2)
+        ok[start:start + len(good)] = good
+        first_error, start = first_error or error, start + len(good)
+    return Decoded(x, ok, first_error)
 
 
 # --- the cache -----------------------------------------------------------------------------------------------
