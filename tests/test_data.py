@@ -217,7 +217,7 @@ def test_eval_batches_cover_every_image_once_across_ranks(n, batch, world):
 
 
 def test_training_batches_shuffle_per_epoch_and_shard_disjointly():
-    samplers = [BatchIndices(100, 16, shuffle=True, seed=1, rank=r, world=2) for r in range(2)]
+    samplers = [BatchIndices(100, 10, shuffle=True, seed=1, rank=r, world=2) for r in range(2)]
     shards = [torch.cat(list(s)).tolist() for s in samplers]
     assert len(shards[0]) == len(shards[1]) == 50 and not set(shards[0]) & set(shards[1])
     first = shards[0]
@@ -225,6 +225,11 @@ def test_training_batches_shuffle_per_epoch_and_shard_disjointly():
     assert torch.cat(list(samplers[0])).tolist() != first
     lone = BatchIndices(17, 8, shuffle=True)  # a last batch of one image is dropped (batch norm)
     assert [len(b) for b in lone] == [8, 8] and len(lone) == 2
+    short = BatchIndices(40_000, 512, shuffle=True)  # CIFAR-100's 64-image remainder: noisy BN statistics
+    assert len(short) == 78 == len(list(short)) and {len(b) for b in short} == {512}
+    kept = BatchIndices(45_000, 512, shuffle=True)  # CIFAR-10's 456-image remainder is kept
+    assert len(kept) == 88 == len(list(kept)) and [len(b) for b in kept][-1] == 456
+    assert len(BatchIndices(40_000, 512, shuffle=False)) == 79  # evaluation sees every image
 
 
 def test_crop_and_flip_move_pixels_only():
