@@ -216,3 +216,18 @@ def test_data_options_train_eval_sample_and_alternating_flip_through_the_module(
                              ({"train_eval_size": 0}, "data.train_eval_size")]:
         with pytest.raises(ConfigError, match=message):
             make_datamodule({"family": "digits", **options}, tmp_path)
+
+
+def test_cutout_fills_one_square_per_image_with_the_mean():
+    from cnnlab.data.augment import cutout
+
+    torch.manual_seed(0)
+    x = torch.rand(200, 3, 10, 10) + 2  # no pixel equals the fill below
+    fill = torch.tensor([0.1, 0.2, 0.3]).view(1, 3, 1, 1)
+    out = cutout(x, 4, fill)
+    filled = (out == fill).all(1)  # per pixel: all three channels at the mean
+    counts = filled.flatten(1).sum(1)
+    assert counts.max() == 16 and counts.min() >= 4  # a 4x4 square, clipped at the border
+    assert torch.equal(out[~filled.unsqueeze(1).expand_as(out)], x[~filled.unsqueeze(1).expand_as(x)])
+    with pytest.raises(ConfigError, match="data.augment.cutout"):
+        make_datamodule({"family": "digits", "augment": {"cutout": -2}}, "unused")

@@ -1,12 +1,12 @@
-"""Augmentation on a whole batch on its device: random crop after padding, and horizontal flip (random, or
-alternating per image from one epoch to the next, as airbench does)."""
+"""Augmentation on a whole batch on its device: random crop after padding, horizontal flip (random, or
+alternating per image from one epoch to the next, as airbench does), and cutout."""
 
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
 
-AUGMENT_KEYS = ("crop_padding", "padding_mode", "flip")
+AUGMENT_KEYS = ("crop_padding", "padding_mode", "flip", "cutout")
 PADDING_MODES = ("zeros", "reflect")
 FLIPS = (False, True, "alternate")
 
@@ -38,13 +38,29 @@ def alternating_flip(x: torch.Tensor, parity: torch.Tensor, epoch: int) -> torch
     return flip_where(x, parity.to(x.device).bool() ^ bool(epoch % 2))
 
 
+def cutout(x: torch.Tensor, size: int, fill: torch.Tensor) -> torch.Tensor:
+    """DeVries & Taylor's cutout: a size x size square at a random centre of each image (it may hang over the
+    border) set to `fill` (the data set's mean, so the square is zero once normalised)."""
+    n, _, h, w = x.shape
+    cy = torch.randint(0, h, (n, 1, 1), device=x.device)
+    cx = torch.randint(0, w, (n, 1, 1), device=x.device)
+    rows = torch.arange(h, device=x.device)[None, :, None]
+    cols = torch.arange(w, device=x.device)[None, None, :]
+    top, left = cy - size // 2, cx - size // 2
+    inside = (rows >= top) & (rows < top + size) & (cols >= left) & (cols < left + size)
+    return torch.where(inside[:, None], fill.to(x.device, x.dtype), x)
+
+
 def augment_batch(x: torch.Tensor, crop_padding: int = 0, flip: bool | str = False, padding_mode: str = "zeros",
-                  parity: torch.Tensor | None = None, epoch: int = 0) -> torch.Tensor:
-    """`parity` (0/1 per image of the batch) is needed for `flip: alternate`."""
+                  parity: torch.Tensor | None = None, epoch: int = 0, cutout_size: int = 0,
+                  fill: torch.Tensor | None = None) -> torch.Tensor:
+    """`parity` (0/1 per image of the batch) is needed for `flip: alternate`, `fill` (per channel) for cutout."""
     if crop_padding:
         x = random_crop(x, crop_padding, padding_mode)
     if flip == "alternate":
         x = alternating_flip(x, parity, epoch)
     elif flip:
         x = random_flip(x)
+    if cutout_size:
+        x = cutout(x, cutout_size, fill)
     return x.contiguous()

@@ -159,9 +159,10 @@ class InMemoryDataModule(pl.LightningDataModule):
         unknown = set(self.augment) - set(AUGMENT_KEYS)
         if unknown:
             raise ConfigError(f"data.augment has unknown keys {sorted(unknown)}; allowed: {', '.join(AUGMENT_KEYS)}.")
-        crop = self.augment.get("crop_padding", 0)
-        if not isinstance(crop, int) or isinstance(crop, bool) or crop < 0:
-            raise ConfigError(f"data.augment.crop_padding = {crop!r}; expected pixels, an integer >= 0.")
+        for key in ("crop_padding", "cutout"):
+            pixels = self.augment.get(key, 0)
+            if not isinstance(pixels, int) or isinstance(pixels, bool) or pixels < 0:
+                raise ConfigError(f"data.augment.{key} = {pixels!r}; expected pixels, an integer >= 0.")
         if self.augment.get("padding_mode", "zeros") not in PADDING_MODES:
             raise ConfigError(f"data.augment.padding_mode = {self.augment['padding_mode']!r}; expected "
                               f"{' or '.join(PADDING_MODES)}.")
@@ -300,5 +301,5 @@ class InMemoryDataModule(pl.LightningDataModule):
                 self.flip_parity = self.flip_parity.to(index.device)  # moved once, then a no-op
                 parity = self.flip_parity[index]
             x = augment_batch(x, self.augment.get("crop_padding", 0), flip, self.augment.get("padding_mode", "zeros"),
-                              parity, self.trainer.current_epoch)
+                              parity, self.trainer.current_epoch, self.augment.get("cutout", 0), self.mean)
         return self._normalise(x), y
