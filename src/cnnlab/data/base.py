@@ -18,7 +18,7 @@ import torch
 from sklearn.model_selection import train_test_split
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from cnnlab.data.augment import AUGMENT_KEYS, FLIPS, PADDING_MODES, augment_batch
+from cnnlab.data.augment import augment_batch, check_augment
 from cnnlab.errors import ConfigError, DataError
 
 
@@ -35,6 +35,13 @@ class Split:
     def take(self, index) -> Split:
         index = torch.as_tensor(index, dtype=torch.long)
         return Split(self.x[index], self.y[index])
+
+    def sample(self, n: int, seed: int) -> Split:
+        """A fixed random subset of n images (seeded), in the split's own order; the whole split if n >= its size."""
+        if n >= len(self):
+            return self
+        pick = torch.randperm(len(self), generator=torch.Generator().manual_seed(seed))
+        return self.take(pick[:n].sort().values)
 
     @staticmethod
     def concat(splits: list[Split]) -> Split:
@@ -156,19 +163,7 @@ class InMemoryDataModule(pl.LightningDataModule):
             if getattr(self, key).numel() != self.input_shape[0]:
                 raise ConfigError(f"data.{key} has {getattr(self, key).numel()} values; "
                                   f"expected one per channel ({self.input_shape[0]}).")
-        unknown = set(self.augment) - set(AUGMENT_KEYS)
-        if unknown:
-            raise ConfigError(f"data.augment has unknown keys {sorted(unknown)}; allowed: {', '.join(AUGMENT_KEYS)}.")
-        for key in ("crop_padding", "cutout"):
-            pixels = self.augment.get(key, 0)
-            if not isinstance(pixels, int) or isinstance(pixels, bool) or pixels < 0:
-                raise ConfigError(f"data.augment.{key} = {pixels!r}; expected pixels, an integer >= 0.")
-        if self.augment.get("padding_mode", "zeros") not in PADDING_MODES:
-            raise ConfigError(f"data.augment.padding_mode = {self.augment['padding_mode']!r}; expected "
-                              f"{' or '.join(PADDING_MODES)}.")
-        if self.augment.get("flip", False) not in FLIPS:
-            raise ConfigError(f"data.augment.flip = {self.augment['flip']!r}; expected true (random), false, or "
-                              "alternate (each image mirrored every other epoch).")
+        check_augment(self.augment)
         for key, what in (("train_eval_size", "for the training-error report"), ("train_size", "to train on")):
             size = getattr(self, key)
             if size is not None and (not isinstance(size, int) or isinstance(size, bool) or size < 1):
@@ -237,15 +232,11 @@ class InMemoryDataModule(pl.LightningDataModule):
             val = raw.get("val")
             if val is None:
                 train, val = self._carve(train, self.val_size, "val_size")
-        if self.train_size is not None and self.train_size < len(train):  # a fixed, seeded subset: fast trials
-            pick = torch.randperm(len(train), generator=torch.Generator().manual_seed(self.seed + 1))
-            train = train.take(pick[: self.train_size].sort().values)
+        if self.train_size is not None:  # a fixed subset: fast trials
+            train = train.sample(self.train_size, self.seed + 1)
         self.splits = {"train": train, "val": val, "test": test}
-        # training error on a fixed random sample when the whole training set would cost too much to evaluate
-        self.train_eval = train
-        if self.train_eval_size is not None and self.train_eval_size < len(train):
-            pick = torch.randperm(len(train), generator=torch.Generator().manual_seed(self.seed))
-            self.train_eval = train.take(pick[: self.train_eval_size].sort().values)
+        # training error on a fixed sample when the whole training set would cost too much to evaluate
+        self.train_eval = train if self.train_eval_size is None else train.sample(self.train_eval_size, self.seed)
         # the starting mirror state of every training image, for `flip: alternate`
         self.flip_parity = torch.randint(0, 2, (len(train),), generator=torch.Generator().manual_seed(self.seed))
 
@@ -295,11 +286,9 @@ class InMemoryDataModule(pl.LightningDataModule):
         x = x.float().div_(255)
         training = self.trainer is not None and self.trainer.training
         if training and self.augment:
-            flip = self.augment.get("flip", False)
             parity = None
-            if flip == "alternate":
+            if self.augment.get("flip") == "alternate":
                 self.flip_parity = self.flip_parity.to(index.device)  # moved once, then a no-op
                 parity = self.flip_parity[index]
-            x = augment_batch(x, self.augment.get("crop_padding", 0), flip, self.augment.get("padding_mode", "zeros"),
-                              parity, self.trainer.current_epoch, self.augment.get("cutout", 0), self.mean)
+            x = augment_batch(x, self.augment, parity, self.trainer.current_epoch, self.mean)
         return self._normalise(x), y
