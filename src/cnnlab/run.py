@@ -255,7 +255,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
     done = already_done(cfg, out_dir)
     if done is not None:
         return done
-    (out_dir / "error.txt").unlink(missing_ok=True)  # from an earlier failed attempt of this sweep job
+    for stale in ("error.txt", SUMMARY):  # from an earlier attempt of this sweep job
+        (out_dir / stale).unlink(missing_ok=True)
     check_root(cfg)
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     layers = arch_layers(cfg.arch)
