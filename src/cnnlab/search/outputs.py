@@ -133,7 +133,7 @@ def plot_epsilon_stages(study: optuna.Study, stages: list[tuple[float, int]], pa
         low = min(100 * min(a) for _, _, a in rewards if a)
         ax.set_ylim(max(0, low - 5), 100)
     ax.set_ylabel("validation accuracy (%)")
-    ax.set_title(f"{study.study_name}: reward per ε stage (dots: each complete trial)")
+    ax.set_title(f"{study.study_name}: reward per ε stage\n(dots: each complete trial)")
     ax.legend(fontsize=7, loc="lower right")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
