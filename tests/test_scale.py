@@ -70,7 +70,7 @@ def test_wandb_offline_logs_config_metrics_and_reports(train, tmp_path, monkeypa
     for key in ("train/loss", "val/err", "test/acc", "train_eval/err", "curves/_type", "confusion_matrix/_type",
                 "classification_report/_type"):
         assert key in history, key
-    assert {"arch", "data", "optim", "trainer", "layers"} <= config
+    assert {"arch", "data", "optim", "trainer", "model", "seed"} <= config
     for name in ("arch_table.txt", "classification_report.txt", "curves.png", "confusion_matrix.png"):
         assert (run_dir / "files" / name).is_file(), name
     assert (run.dir / "metrics.csv").is_file()  # the CSV record stays

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytorch_lightning as pl
 import torch
-from pytorch_lightning.loggers import WandbLogger
 
 from cnnlab import reports
 from cnnlab.errors import CnnlabError
@@ -41,14 +40,11 @@ class StopOnNonFiniteLoss(pl.Callback):
                 "or no batch norm in a deep network (batch_norm: true on C layers).")
 
 SUMMARY = "summary.txt"
-REPORT_FILES = ("arch_table.txt", "classification_report.txt", "confusion_matrix.csv", SUMMARY)
-REPORT_IMAGES = ("curves.png", "confusion_matrix.png")
 
 
 class RunReport(pl.Callback):
     """At test end: confusion matrix, classification report and curves as files, the console summary as
-    `summary.txt` (printed by the runner once everything else has printed), and the same files and images sent to
-    W&B when it is one of the loggers."""
+    `summary.txt` (printed by the runner once everything else has printed); `Dashboards` sends them on."""
 
     def __init__(self, out_dir: str | Path):
         self.out_dir = Path(out_dir)
@@ -63,15 +59,3 @@ class RunReport(pl.Callback):
             reports.plot_curves(out / "metrics.csv", out / "curves.png")
         metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
         (out / SUMMARY).write_text(reports.summary(metrics, cm, names, text) + f"\nrun directory: {out}\n")
-        for logger in trainer.loggers:
-            if isinstance(logger, WandbLogger):
-                self._to_wandb(logger, text)
-
-    def _to_wandb(self, logger: WandbLogger, report_text: str) -> None:
-        for name in REPORT_IMAGES:
-            if (self.out_dir / name).is_file():
-                logger.log_image(key=name.removesuffix(".png"), images=[str(self.out_dir / name)])
-        logger.log_text(key="classification_report", columns=["report"], data=[[report_text]])
-        for name in (*REPORT_FILES, *REPORT_IMAGES):
-            if (self.out_dir / name).is_file():
-                logger.experiment.save(str(self.out_dir / name), base_path=str(self.out_dir), policy="now")

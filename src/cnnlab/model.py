@@ -51,7 +51,8 @@ class LayerListClassifier(pl.LightningModule):
         compile: bool | str = False,
     ):
         super().__init__()
-        self.save_hyperparameters(ignore=["optimizer", "scheduler"])
+        # in checkpoints; the loggers get the whole run config from cnnlab.dashboards instead of these arguments
+        self.save_hyperparameters(ignore=["optimizer", "scheduler"], logger=False)
         self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
         self.tta_views = check_views(tta)
         if isinstance(bn_bias_lr_scale, bool) or not isinstance(bn_bias_lr_scale, int | float) or bn_bias_lr_scale <= 0:

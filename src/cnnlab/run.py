@@ -21,11 +21,12 @@ from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 from pytorch_lightning.callbacks import ModelCheckpoint
-from pytorch_lightning.loggers import CSVLogger, WandbLogger
+from pytorch_lightning.loggers import CSVLogger
 from pytorch_lightning.utilities.exceptions import MisconfigurationException
 
 from cnnlab.callbacks import SUMMARY, RunReport, StopOnNonFiniteLoss
 from cnnlab.cli import in_multirun
+from cnnlab.dashboards import Dashboards, close, prepare, start_runs
 from cnnlab.data import make_datamodule
 from cnnlab.errors import ArchError, ConfigError
 from cnnlab.inference import read_checkpoint, read_cnnlab_checkpoint
@@ -88,7 +89,8 @@ def make_trainer(cfg: DictConfig) -> pl.Trainer:
             raise ConfigError(f"trainer.{key} = {value!r}; expected an integer.")
     trainer_cfg, logger_cfg = scale_out(cfg)
     callbacks = [_instantiate(c, "callbacks") for c in (cfg.get("callbacks") or {}).values()]
-    callbacks += [StopOnNonFiniteLoss(), RunReport(cfg.paths.output_dir), Timing()]
+    callbacks += [StopOnNonFiniteLoss(), RunReport(cfg.paths.output_dir), Dashboards(_plain(cfg), cfg.paths.output_dir),
+                  Timing()]
     with open_dict(trainer_cfg):  # a progress bar in a terminal; elsewhere (nohup, SLURM, CI, a pipe) log lines
         if trainer_cfg.get("enable_progress_bar") is None:
             trainer_cfg.enable_progress_bar = sys.stdout.isatty()
@@ -99,31 +101,28 @@ def make_trainer(cfg: DictConfig) -> pl.Trainer:
         callbacks.append(ModelCheckpoint(dirpath=Path(cfg.paths.output_dir) / "checkpoints", filename="last",
                                          save_top_k=1, every_n_train_steps=every, enable_version_counter=False))
     loggers = [_instantiate(c, "logger") for c in logger_cfg.values()]
-    for lg in loggers:
-        if isinstance(lg, WandbLogger):  # the whole resolved config, not only the model's arguments
-            lg.log_hyperparams(_plain(cfg))
+    start_runs(loggers)
     return _instantiate_trainer(trainer_cfg, callbacks, loggers)
 
 
 def scale_out(cfg: DictConfig) -> tuple[DictConfig, DictConfig]:
-    """Trainer and logger configs adjusted for a sweep job: DDP that re-launches sys.argv would re-run the whole
-    sweep in every process, so it becomes ddp_fork (CPU) or ddp_spawn (GPU); W&B runs are grouped by sweep and
-    named by their overrides."""
+    """Trainer and logger configs, checked and adjusted for a sweep job: DDP that re-launches sys.argv would re-run
+    the whole sweep in every process, so it becomes ddp_fork (CPU) or ddp_spawn (GPU); dashboard runs are grouped by
+    sweep and named by their overrides."""
     trainer_cfg = cfg.trainer.copy()
     logger_cfg = (cfg.get("logger") or OmegaConf.create({})).copy()
     if not in_multirun():
+        prepare(logger_cfg, Path(cfg.paths.output_dir))
         return trainer_cfg, logger_cfg
     hydra_cfg = HydraConfig.get()
+    prepare(logger_cfg, Path(cfg.paths.output_dir),
+            sweep=(Path(hydra_cfg.sweep.dir), hydra_cfg.job.override_dirname or f"job{hydra_cfg.job.num}"))
     if trainer_cfg.get("strategy") == "ddp":
         # fork on the CPU (spawn would share the model's CPU tensors between ranks); spawn on GPUs (CUDA cannot fork)
         replacement = "ddp_fork" if trainer_cfg.get("accelerator") == "cpu" else "ddp_spawn"
         log.warning("multirun: trainer.strategy=ddp re-launches the command line, which would re-run the sweep "
                     "in every process; this job uses %s instead (or launch one job per run with SLURM).", replacement)
         trainer_cfg.strategy = replacement
-    if "wandb" in logger_cfg:
-        with open_dict(logger_cfg):
-            logger_cfg.wandb.group = Path(hydra_cfg.sweep.dir).name
-            logger_cfg.wandb.name = hydra_cfg.job.override_dirname or f"job{hydra_cfg.job.num}"
     return trainer_cfg, logger_cfg
 
 
@@ -192,12 +191,22 @@ def _carry_history(trainer: pl.Trainer, ckpt_path: str, epoch: int) -> None:
             reader = csv.DictReader(src)
             rows = [r for r in reader if r.get("epoch") and float(r["epoch"]) <= epoch]
             fields = reader.fieldnames or []
-        # the writer is created now (it would delete a metrics.csv it finds) and told the old columns
-        csv_logger.experiment.metrics_keys = sorted(set(csv_logger.experiment.metrics_keys) | set(fields))
+        _ = csv_logger.experiment  # the writer is created first: it deletes a metrics.csv it finds
         with open(new, "w", newline="") as dst:
             writer = csv.DictWriter(dst, fieldnames=fields)
             writer.writeheader()
             writer.writerows(rows)
+
+
+def _csv_continues(trainer: pl.Trainer) -> None:
+    """Each CSV writer exists in this process and knows the columns its metrics.csv has. Under ddp_fork or ddp_spawn,
+    fit and test run in child processes that get copies of this process's writer: one created in a child would
+    delete the metrics.csv that fit wrote, one that does not know its columns would rewrite it without them."""
+    for csv_logger in (lg for lg in trainer.loggers if isinstance(lg, CSVLogger)):
+        writer, path = csv_logger.experiment, Path(csv_logger.log_dir) / "metrics.csv"
+        if path.is_file():
+            with open(path, newline="") as f:
+                writer.metrics_keys = sorted(set(writer.metrics_keys) | set(next(csv.reader(f), [])))
 
 
 def _check_resume(checkpoint: dict[str, Any], layers: list, data_cfg: dict, ckpt_path: str) -> None:
@@ -219,6 +228,7 @@ def best_checkpoint(trainer: pl.Trainer) -> str | None:
 def evaluate(trainer: pl.Trainer, model: LayerListClassifier, datamodule,
              ckpt_path: str | None = None) -> dict[str, float]:
     """Test split and (unaugmented) training set; the RunReport callback writes the report files."""
+    _csv_continues(trainer)
     trainer.test(model, datamodule=datamodule, ckpt_path=ckpt_path, verbose=False)
     return _scalars(trainer)
 
@@ -237,13 +247,9 @@ def _write_results(out_dir: Path, metrics: dict[str, float], trainer: pl.Trainer
 
 
 def _finish(trainer: pl.Trainer, out_dir: Path) -> None:
-    """Close W&B runs (so that the jobs of a sweep never merge into one), then print the run's summary: the last
-    thing on the console, after every progress bar and logger message."""
-    for lg in trainer.loggers:
-        if isinstance(lg, WandbLogger):
-            import wandb
-
-            wandb.finish()
+    """Close the dashboards' runs (so that the jobs of a sweep never merge into one), then print the run's summary:
+    the last thing on the console, after every progress bar and logger message."""
+    close(trainer)
     summary = out_dir / SUMMARY
     if trainer.is_global_zero and summary.is_file():
         print("\n" + summary.read_text(), end="", flush=True)
@@ -277,6 +283,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     trainer = make_trainer(cfg)
     if checkpoint is not None:
         _carry_history(trainer, ckpt_path, checkpoint.get("epoch", -1))
+    _csv_continues(trainer)
     trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
     metrics = _scalars(trainer)
     if cfg.get("test", True):
