@@ -182,8 +182,8 @@ def test_tta_applies_to_the_test_split_only(tmp_path):
         plain = F.cross_entropy(model(x), y)
         model._step((x, y), "test")
         model._step((x, y), "val")
-    assert model.mean_loss["test_"].compute() == pytest.approx(mirror.item(), rel=1e-5)
-    assert model.mean_loss["val_"].compute() == pytest.approx(plain.item(), rel=1e-5)
+    assert model.stats["test_"].compute()[0] == pytest.approx(mirror.item(), rel=1e-5)
+    assert model.stats["val_"].compute()[0] == pytest.approx(plain.item(), rel=1e-5)
 
 
 def test_alternating_flip_mirrors_each_image_every_other_epoch():

@@ -50,9 +50,9 @@ def test_tta_flip_averages_the_mirror_image(tmp_path):
     model.eval()
     with torch.no_grad():
         expected = torch.nn.functional.cross_entropy((model(x) + model(x.flip(3))) / 2, y)
-        model.mean_loss["test_"].reset()
+        model.stats["test_"].reset()
         model._step((x, y), "test")
-        assert model.mean_loss["test_"].compute() == pytest.approx(expected.item(), rel=1e-5)
+        assert model.stats["test_"].compute()[0] == pytest.approx(expected.item(), rel=1e-5)
 
 
 def test_compiled_model_saves_plain_checkpoints(train):

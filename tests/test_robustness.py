@@ -50,7 +50,7 @@ def test_nan_loss_stops_with_epoch_step_and_advice(train):
     run = train("optim=gd", "optim.lr=1e12", "model.reg=0", "trainer.max_epochs=3")
     assert run.returncode == 2 and "Traceback" not in run.output, run.output[-2000:]
     assert "the training loss became nan" in run.stderr or "the training loss became inf" in run.stderr
-    assert "at epoch 0, step" in run.stderr and "learning rate" in run.stderr
+    assert "at epoch 0, in steps 1 to " in run.stderr and "learning rate" in run.stderr
 
 
 def test_checkpoint_write_is_atomic(tmp_path):

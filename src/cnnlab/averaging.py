@@ -7,8 +7,6 @@ one thing: every `every` steps the model itself jumps to the average, which airb
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import WeightAveraging
@@ -27,13 +25,21 @@ class Lookahead(WeightAveraging):
             raise ConfigError(f"callbacks.lookahead.decay = {decay!r}; expected a number 0 <= decay < 1.")
         if not isinstance(power, int | float) or power < 0:
             raise ConfigError(f"callbacks.lookahead.power = {power!r}; expected a number >= 0.")
-        super().__init__(use_buffers=True, multi_avg_fn=self._lerp)
+        super().__init__(use_buffers=True)
         self.every, self.decay, self.power = every, decay, power
         self._weight = 1.0  # of the model in the next update: 1 - the decay at that step
-        self._total = 1
+        self._total, self._updates = 1, 0
+        self._all: tuple[list[torch.Tensor], list[torch.Tensor]] = ([], [])  # (average, model): every tensor
+        self._floats: tuple[list[torch.Tensor], list[torch.Tensor]] = ([], [])  # the floating-point ones
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._total = max(1, int(trainer.estimated_stepping_batches))
+        average = [*self._average_model.module.parameters(), *self._average_model.module.buffers()]
+        current = [*pl_module.parameters(), *pl_module.buffers()]
+        self._all = (average, current)
+        self._floats = ([a for a in average if a.is_floating_point()],
+                        [c for a, c in zip(average, current) if a.is_floating_point()])
+        self._updates = int(self._average_model.n_averaged)  # read once (a resumed run continues its count)
 
     def should_update(self, step_idx: int | None = None, epoch_idx: int | None = None) -> bool:
         if step_idx is None or (step_idx + 1) % self.every:
@@ -41,13 +47,19 @@ class Lookahead(WeightAveraging):
         self._weight = 1 - self.decay * min(1.0, (step_idx + 1) / self._total) ** self.power
         return True
 
-    def _lerp(self, averaged: list[torch.Tensor], current: list[torch.Tensor], n_averaged: Any) -> None:
-        if averaged and averaged[0].is_floating_point():  # grouped by dtype: counters (int) are left alone
-            torch._foreach_lerp_(averaged, current, self._weight)
-
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs, batch,
                            batch_idx: int) -> None:
-        before = self._latest_update_step
-        super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
-        if self._latest_update_step != before:
-            self._copy_average_to_current(pl_module)
+        """WeightAveraging's update without AveragedModel.update_parameters, which reads its update count from the
+        device at every update (a sync on a GPU): all floating-point tensors in one foreach lerp (integer counters
+        are left alone), the first update a copy, as AveragedModel does; then the model jumps to the average."""
+        if trainer.global_step <= self._latest_update_step or not self.should_update(step_idx=trainer.global_step - 1):
+            return
+        with torch.no_grad():
+            if self._updates == 0:
+                torch._foreach_copy_(*self._all)
+            else:
+                torch._foreach_lerp_(*self._floats, self._weight)
+            self._average_model.n_averaged += 1  # on the device, for checkpoints
+            torch._foreach_copy_(*reversed(self._all))
+        self._updates += 1
+        self._latest_update_step = trainer.global_step

@@ -6,10 +6,10 @@ The report is written at the end of the test loop, on global rank 0, inside what
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pytorch_lightning as pl
-import torch
 
 from cnnlab import reports
 from cnnlab.errors import CnnlabError
@@ -20,24 +20,45 @@ class NonFiniteLoss(CnnlabError):
 
 
 class StopOnNonFiniteLoss(pl.Callback):
-    """Stops at the first NaN or infinite training loss, naming epoch and step, before a checkpoint can store
-    the broken weights (Lightning runs checkpoint callbacks after this one)."""
+    """Stops when the training loss has become NaN or infinite, before a checkpoint can store the broken weights
+    (Lightning runs checkpoint callbacks after this one).
 
-    def __init__(self, every_n_steps: int = 1):
-        self.every_n_steps = every_n_steps
+    It reads the epoch's summed training loss (the model's `stats["train_"].loss_sum`, which one non-finite loss
+    makes non-finite) at the logging interval (`trainer.log_every_n_steps`), before every step checkpoint
+    (`checkpoint_every_n_steps`) and at the epoch's end: not every step, since on a GPU each read is a sync that
+    idles the device. The error names the steps since the previous read."""
+
+    def __init__(self, checkpoint_every_n_steps: int | None = None):
+        self.checkpoint_every = checkpoint_every_n_steps
+        self._checked = 0  # the global step of the previous read
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module) -> None:
+        self._checked = trainer.global_step
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module, outputs, batch, batch_idx: int) -> None:
-        loss = outputs["loss"] if isinstance(outputs, dict) else outputs
-        if loss is None or trainer.global_step % self.every_n_steps:
+        step, every = trainer.global_step, max(1, trainer.log_every_n_steps)
+        if step % every == 0 or (self.checkpoint_every and step % self.checkpoint_every == 0):
+            self._check(trainer, pl_module)
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module) -> None:
+        self._check(trainer, pl_module)  # before the module resets its statistics for the next epoch
+
+    def _check(self, trainer: pl.Trainer, pl_module) -> None:
+        stats = getattr(pl_module, "stats", {})
+        if "train_" not in stats:
             return
-        if not torch.isfinite(loss).item():
-            last = Path(trainer.checkpoint_callback.dirpath) / "last.ckpt" if trainer.checkpoint_callback else None
-            kept = f" The last good checkpoint is {last}." if last and last.is_file() else ""
-            raise NonFiniteLoss(
-                f"the training loss became {loss.item()} at epoch {trainer.current_epoch}, step {trainer.global_step} "
-                f"(batch {batch_idx} of the epoch).{kept} Likely causes: a learning rate too high for this "
-                "optimizer (try optim.lr 10x lower), inputs not normalised (check data.mean and data.std), "
-                "or no batch norm in a deep network (batch_norm: true on C layers).")
+        total = float(stats["train_"].loss_sum)  # the one read of the device
+        since, self._checked = self._checked, trainer.global_step
+        if math.isfinite(total):
+            return
+        last = Path(trainer.checkpoint_callback.dirpath) / "last.ckpt" if trainer.checkpoint_callback else None
+        kept = f" The last good checkpoint is {last}." if last and last.is_file() else ""
+        raise NonFiniteLoss(
+            f"the training loss became {total} at epoch {trainer.current_epoch}, in steps {since + 1} to "
+            f"{trainer.global_step}.{kept} Likely causes: a learning rate too high for this optimizer (try optim.lr "
+            "10x lower), inputs not normalised (check data.mean and data.std), or no batch norm in a deep network "
+            "(batch_norm: true on C layers).")
+
 
 SUMMARY = "summary.txt"
 

@@ -7,14 +7,15 @@ the parameters is spent per step and the logged loss is the data loss alone.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from typing import Any
 
 import pytorch_lightning as pl
 import torch
 from torch import nn
-from torchmetrics import MeanMetric
-from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
+from torchmetrics import Metric
+from torchmetrics.classification import MulticlassConfusionMatrix
 
 from cnnlab.errors import ConfigError
 from cnnlab.layers import build_network
@@ -34,6 +35,39 @@ def decay_kwargs(optimizer_factory: Callable, reg: float) -> dict[str, float]:
                               "model.reg, so set model.reg=0 to use optim.weight_decay instead.")
         return {}
     return {"weight_decay": reg}
+
+
+def fused_kwargs(optimizer_factory: Callable, device: torch.device) -> dict[str, bool]:
+    """`fused=True` on CUDA where the optimizer has a fused kernel (Adam, AdamW, SGD, ...) and the config chose
+    neither `fused` nor `foreach`: one kernel for every parameter instead of a few per tensor."""
+    keywords = getattr(optimizer_factory, "keywords", {})
+    if device.type != "cuda" or "fused" in keywords or "foreach" in keywords:
+        return {}
+    optimizer_class = getattr(optimizer_factory, "func", optimizer_factory)
+    return {"fused": True} if "fused" in inspect.signature(optimizer_class).parameters else {}
+
+
+class RunningStats(Metric):
+    """A split's mean loss per image and accuracy over an epoch, in three summed states: seven device ops per batch
+    and no host read (torchmetrics' own accuracy and mean check their inputs on every update, which reads the device:
+    a sync on a GPU). A non-finite loss makes `loss_sum` non-finite, which StopOnNonFiniteLoss reads at intervals."""
+
+    full_state_update = False
+
+    def __init__(self):
+        super().__init__()
+        self.add_state("correct", torch.zeros((), dtype=torch.long), dist_reduce_fx="sum")
+        self.add_state("count", torch.zeros((), dtype=torch.long), dist_reduce_fx="sum")
+        self.add_state("loss_sum", torch.zeros(()), dist_reduce_fx="sum")
+
+    def update(self, logits: torch.Tensor, target: torch.Tensor, loss: torch.Tensor) -> None:
+        self.correct += (logits.argmax(1) == target).sum()
+        self.count += len(target)
+        self.loss_sum += loss.float() * len(target)
+
+    def compute(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(mean loss, accuracy)."""
+        return self.loss_sum / self.count, self.correct / self.count
 
 
 class LayerListClassifier(pl.LightningModule):
@@ -63,10 +97,8 @@ class LayerListClassifier(pl.LightningModule):
         self.criterion = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
         # every metric is a torchmetrics state, reduced across ranks at a point all ranks reach together
         # (epoch-level self.log(sync_dist=True) syncs lazily, e.g. from rank 0's progress bar, and deadlocks DDP)
-        splits = ("train", *VAL_SPLITS, *EVAL_SPLITS)
-        self.accuracy = nn.ModuleDict({f"{s}_": MulticlassAccuracy(classes, average="micro") for s in splits})
-        self.mean_loss = nn.ModuleDict({f"{s}_": MeanMetric() for s in splits})
-        self.confusion = MulticlassConfusionMatrix(classes)
+        self.stats = nn.ModuleDict({f"{s}_": RunningStats() for s in ("train", *VAL_SPLITS, *EVAL_SPLITS)})
+        self.confusion = MulticlassConfusionMatrix(classes, validate_args=False)  # labels were checked at load
         self.test_confusion: torch.Tensor | None = None
 
     def setup(self, stage: str) -> None:
@@ -95,10 +127,9 @@ class LayerListClassifier(pl.LightningModule):
         # test-time augmentation on the test split only: validation and the training-set report stay one view
         logits = vote(self, x, self.tta_views) if split == "test" and self.tta_views else self(x)
         loss = self.criterion(logits, y)
-        self.accuracy[f"{split}_"].update(logits.detach(), y)
-        self.mean_loss[f"{split}_"].update(loss.detach(), weight=len(y))
+        self.stats[f"{split}_"].update(logits, y, loss)  # metrics update under no_grad: nothing to detach
         if split == "test":
-            self.confusion.update(logits.detach(), y)
+            self.confusion.update(logits, y)
         return loss
 
     def training_step(self, batch, batch_idx):
@@ -111,14 +142,13 @@ class LayerListClassifier(pl.LightningModule):
         self._step(batch, EVAL_SPLITS[dataloader_idx])
 
     def _log_epoch(self, split: str) -> None:
-        metric, loss = self.accuracy[f"{split}_"], self.mean_loss[f"{split}_"]
-        if metric.update_count == 0:
+        stats = self.stats[f"{split}_"]
+        if stats.update_count == 0:
             return
-        acc = metric.compute()
-        self.log_dict({f"{split}/loss": loss.compute(), f"{split}/acc": acc, f"{split}/err": 1 - acc},
+        loss, acc = stats.compute()
+        self.log_dict({f"{split}/loss": loss, f"{split}/acc": acc, f"{split}/err": 1 - acc},
                       prog_bar=split == "val", add_dataloader_idx=False)
-        metric.reset()
-        loss.reset()
+        stats.reset()
 
     def on_train_epoch_end(self) -> None:
         self._log_epoch("train")
@@ -158,8 +188,9 @@ class LayerListClassifier(pl.LightningModule):
     def configure_optimizers(self):
         if self.optimizer_factory is None:
             raise ConfigError("no optimizer configured; choose one with optim=adam|sgd|rmsprop|gd.")
-        optimizer = self.optimizer_factory(params=self._param_groups(),
-                                           **decay_kwargs(self.optimizer_factory, self.hparams.reg))
+        factory = self.optimizer_factory
+        optimizer = factory(params=self._param_groups(), **fused_kwargs(factory, self.device),
+                            **decay_kwargs(factory, self.hparams.reg))
         scale = self.hparams.bn_bias_lr_scale
         for group in optimizer.param_groups:
             if group.get("lr_scale", 1.0) != 1.0:  # airbench: the product lr x weight decay stays the same

@@ -11,6 +11,7 @@ import json
 import logging
 import sys
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -89,8 +90,9 @@ def make_trainer(cfg: DictConfig) -> pl.Trainer:
             raise ConfigError(f"trainer.{key} = {value!r}; expected an integer.")
     trainer_cfg, logger_cfg = scale_out(cfg)
     callbacks = [_instantiate(c, "callbacks") for c in (cfg.get("callbacks") or {}).values()]
-    callbacks += [StopOnNonFiniteLoss(), RunReport(cfg.paths.output_dir), Dashboards(_plain(cfg), cfg.paths.output_dir),
-                  Timing()]
+    out_dir = cfg.paths.output_dir
+    callbacks += [StopOnNonFiniteLoss(cfg.get("checkpoint_every_n_steps")), RunReport(out_dir),
+                  Dashboards(_plain(cfg), out_dir), Timing()]
     with open_dict(trainer_cfg):  # a progress bar in a terminal; elsewhere (nohup, SLURM, CI, a pipe) log lines
         if trainer_cfg.get("enable_progress_bar") is None:
             trainer_cfg.enable_progress_bar = sys.stdout.isatty()
@@ -255,19 +257,24 @@ def _finish(trainer: pl.Trainer, out_dir: Path) -> None:
         print("\n" + summary.read_text(), end="", flush=True)
 
 
-def train(cfg: DictConfig) -> dict[str, float]:
-    out_dir = Path(cfg.paths.output_dir)
-    quiet_lightning()
-    done = already_done(cfg, out_dir)
-    if done is not None:
-        return done
-    for stale in ("error.txt", SUMMARY):  # from an earlier attempt of this sweep job
-        (out_dir / stale).unlink(missing_ok=True)
+@dataclass
+class Built:
+    """A training run, built from its config and ready to fit."""
+
+    model: LayerListClassifier
+    datamodule: pl.LightningDataModule
+    trainer: pl.Trainer
+    ckpt_path: str | None
+
+
+def build(cfg: DictConfig, datamodule: pl.LightningDataModule | None = None) -> Built:
+    """Everything a training run needs, from its config, checked before any data is read: what `train.py` fits and
+    what the benchmarks time (they may bring a data module of their own)."""
     check_root(cfg)
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     layers = arch_layers(cfg.arch)
     data_cfg = _plain(cfg.data)
-    datamodule = make_datamodule(data_cfg, cfg.paths.data_dir)
+    datamodule = datamodule or make_datamodule(data_cfg, cfg.paths.data_dir)
     ckpt_path = cfg.ckpt_path
     checkpoint = read_checkpoint(ckpt_path) if ckpt_path else None
     if checkpoint is not None:
@@ -277,6 +284,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
                                 scheduler=scheduler, **_plain(cfg.model))
     table = model.net.table()
     print(table)
+    out_dir = Path(cfg.paths.output_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "arch_table.txt").write_text(table + "\n")
     (out_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
@@ -284,10 +292,23 @@ def train(cfg: DictConfig) -> dict[str, float]:
     if checkpoint is not None:
         _carry_history(trainer, ckpt_path, checkpoint.get("epoch", -1))
     _csv_continues(trainer)
-    trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
+    return Built(model, datamodule, trainer, ckpt_path)
+
+
+def train(cfg: DictConfig) -> dict[str, float]:
+    out_dir = Path(cfg.paths.output_dir)
+    quiet_lightning()
+    done = already_done(cfg, out_dir)
+    if done is not None:
+        return done
+    for stale in ("error.txt", SUMMARY):  # from an earlier attempt of this sweep job
+        (out_dir / stale).unlink(missing_ok=True)
+    run = build(cfg)
+    trainer = run.trainer
+    trainer.fit(run.model, datamodule=run.datamodule, ckpt_path=run.ckpt_path)
     metrics = _scalars(trainer)
     if cfg.get("test", True):
-        metrics |= evaluate(trainer, model, datamodule, ckpt_path=best_checkpoint(trainer))
+        metrics |= evaluate(trainer, run.model, run.datamodule, ckpt_path=best_checkpoint(trainer))
     _write_results(out_dir, metrics, trainer)
     _finish(trainer, out_dir)
     return metrics
