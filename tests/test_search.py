@@ -32,6 +32,20 @@ def test_search_writes_outputs_and_its_best_arch_trains(tmp_path):
     assert trained.returncode == 0, trained.output[-3000:]
 
 
+def test_a_trial_trains_through_train_pys_path_and_a_nan_trial_fails_with_its_reason(tmp_path):
+    """optim=, model.* and the NaN stop reach every trial, as they reach `train.py`; a diverging trial is recorded as
+    failed with the reason, and the study goes on."""
+    run = run_script("search.py", tmp_path / "study", "n_trials=2", "optim=gd", "~search.lr", "+search.lr=[1.0e12]",
+                     "~search.reg", "+search.reg=[0.0]", "model.label_smoothing=0.1", *FAST)
+    assert run.returncode == 0, run.output[-3000:]
+    rows = trials(run.dir)
+    assert [r["state"] for r in rows] == ["FAIL", "FAIL"]
+    assert all("NonFiniteLoss: the training loss became" in r["reason"] for r in rows)
+    trial = (run.dir / "trials" / "0" / "config.yaml").read_text()
+    assert "_target_: torch.optim.SGD" in trial and "label_smoothing: 0.1" in trial and "lr: 1000000000000.0" in trial
+    assert (run.dir / "trials" / "0" / "arch_table.txt").is_file()
+
+
 def test_study_resumes_its_trial_count(tmp_path):
     first = run_script("search.py", tmp_path / "study", "n_trials=2", *FAST)
     assert first.returncode == 0, first.output[-3000:]

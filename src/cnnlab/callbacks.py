@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytorch_lightning as pl
 
-from cnnlab import reports
 from cnnlab.errors import CnnlabError
 
 
@@ -73,6 +72,8 @@ class RunReport(pl.Callback):
     def on_test_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if not trainer.is_global_zero:
             return
+        from cnnlab import reports  # matplotlib and scikit-learn: imported when the report is written, not at start-up
+
         out, names, cm = self.out_dir, trainer.datamodule.class_names, pl_module.test_confusion
         reports.write_confusion_matrix(cm, names, out)
         text = reports.write_classification_report(cm, names, out)

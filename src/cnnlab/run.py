@@ -83,20 +83,22 @@ _INT_TRAINER_KEYS = ("max_epochs", "min_epochs", "max_steps", "log_every_n_steps
                      "accumulate_grad_batches", "num_nodes")
 
 
-def make_trainer(cfg: DictConfig) -> pl.Trainer:
+def make_trainer(cfg: DictConfig, callbacks: list[pl.Callback] = (), quiet: bool = False) -> pl.Trainer:
+    """Lightning's Trainer from `cfg.trainer`, with the config's callbacks and loggers, cnnlab's own callbacks and
+    the given ones; `quiet`: no progress lines (a search trial)."""
     for key in _INT_TRAINER_KEYS:  # Lightning only asserts these, deep inside fit
         value = cfg.trainer.get(key)
         if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
             raise ConfigError(f"trainer.{key} = {value!r}; expected an integer.")
     trainer_cfg, logger_cfg = scale_out(cfg)
-    callbacks = [_instantiate(c, "callbacks") for c in (cfg.get("callbacks") or {}).values()]
+    callbacks = [*(_instantiate(c, "callbacks") for c in (cfg.get("callbacks") or {}).values()), *callbacks]
     out_dir = cfg.paths.output_dir
     callbacks += [StopOnNonFiniteLoss(cfg.get("checkpoint_every_n_steps")), RunReport(out_dir),
                   Dashboards(_plain(cfg), out_dir), Timing()]
     with open_dict(trainer_cfg):  # a progress bar in a terminal; elsewhere (nohup, SLURM, CI, a pipe) log lines
         if trainer_cfg.get("enable_progress_bar") is None:
             trainer_cfg.enable_progress_bar = sys.stdout.isatty()
-    if not trainer_cfg.enable_progress_bar:
+    if not trainer_cfg.enable_progress_bar and not quiet:
         callbacks.append(LineProgress())
     every = cfg.get("checkpoint_every_n_steps")
     if every:  # last.ckpt also every N steps, for long epochs on machines that may be taken away
@@ -267,9 +269,11 @@ class Built:
     ckpt_path: str | None
 
 
-def build(cfg: DictConfig, datamodule: pl.LightningDataModule | None = None) -> Built:
-    """Everything a training run needs, from its config, checked before any data is read: what `train.py` fits and
-    what the benchmarks time (they may bring a data module of their own)."""
+def build(cfg: DictConfig, datamodule: pl.LightningDataModule | None = None, callbacks: list[pl.Callback] = (),
+          quiet: bool = False) -> Built:
+    """Everything a training run needs, from its config, checked before any data is read: what `train.py` fits, what
+    a search trial fits (with its data module, loaded once for the study, and its pruning callback) and what the
+    benchmarks time. `quiet`: no layer table or progress lines on the console (the table is still saved)."""
     check_root(cfg)
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     layers = arch_layers(cfg.arch)
@@ -283,12 +287,13 @@ def build(cfg: DictConfig, datamodule: pl.LightningDataModule | None = None) -> 
     model = LayerListClassifier(layers, {**datamodule.info(), "config": data_cfg}, optimizer=optimizer,
                                 scheduler=scheduler, **_plain(cfg.model))
     table = model.net.table()
-    print(table)
+    if not quiet:
+        print(table)
     out_dir = Path(cfg.paths.output_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "arch_table.txt").write_text(table + "\n")
     (out_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
-    trainer = make_trainer(cfg)
+    trainer = make_trainer(cfg, callbacks, quiet)
     if checkpoint is not None:
         _carry_history(trainer, ckpt_path, checkpoint.get("epoch", -1))
     _csv_continues(trainer)

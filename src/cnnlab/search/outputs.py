@@ -32,7 +32,7 @@ def _rows(study: optuna.Study, sequential: bool) -> list[dict[str, Any]]:
                " ".join(f"{v:.6g}" for v in t.values), "params": t.user_attrs.get("params", ""),
                "flops": t.user_attrs.get("flops", ""), "seconds": duration,
                "layers": compact(t.user_attrs["layers"]) if "layers" in t.user_attrs else "",
-               "reason": t.system_attrs.get("fail_reason", "")[:200]}
+               "reason": (t.user_attrs.get("fail_reason") or t.system_attrs.get("fail_reason", ""))[:200]}
         if not sequential:  # a sequential space's parameters are its states: the layers column says it all
             row.update({f"p_{k}": v for k, v in t.params.items()})
         rows.append(row)

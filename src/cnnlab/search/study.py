@@ -4,7 +4,6 @@ draws the lists is the agent: `tpe` (default), `random`, or `qlearning` (MetaQNN
 
 from __future__ import annotations
 
-import functools
 import logging
 import math
 import random
@@ -14,14 +13,14 @@ from typing import Any
 
 import optuna
 import pytorch_lightning as pl
-import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 from sqlalchemy.exc import SQLAlchemyError
 
+from cnnlab.callbacks import NonFiniteLoss
 from cnnlab.data import make_datamodule
 from cnnlab.errors import ArchError, ConfigError
 from cnnlab.layers import build_network
-from cnnlab.model import LayerListClassifier
+from cnnlab.run import build
 from cnnlab.search.outputs import write_outputs
 from cnnlab.search.qlearning import QLearningSampler, check_schedule
 from cnnlab.search.sequential import SequentialSpace
@@ -124,6 +123,13 @@ class Search:
         return study
 
     def objective(self, trial: optuna.Trial) -> float | tuple[float, ...]:
+        try:
+            return self._trial(trial)
+        except (ArchError, NonFiniteLoss) as err:  # a failed trial, with its reason in trials.csv; the study goes on
+            trial.set_user_attr("fail_reason", f"{type(err).__name__}: {err}")
+            raise
+
+    def _trial(self, trial: optuna.Trial) -> float | tuple[float, ...]:
         layers, hyper = self.space.sample(trial)
         shape, classes = self.datamodule.input_shape, self.datamodule.num_classes
         trial.set_user_attr("layers", layers)
@@ -131,24 +137,30 @@ class Search:
         net = build_network(layers, shape, classes)  # ArchError: refused, recorded as a failed trial
         trial.set_user_attr("params", net.num_params)
         trial.set_user_attr("flops", net.flops)
-        lr, reg = hyper["lr"], hyper["reg"]
         self.datamodule.batch_size = hyper["batch_size"]
-        pl.seed_everything(self.cfg.seed + trial.number, workers=True, verbose=False)
-        model = LayerListClassifier(layers, {**self.datamodule.info(), "config": self.data_cfg},
-                                    optimizer=functools.partial(torch.optim.Adam, lr=lr), reg=reg)
         pruning = _Pruning(trial, report=len(self.objectives) == 1)
-        trainer_cfg = OmegaConf.to_container(self.cfg.trainer, resolve=True)
-        trainer_cfg.pop("_target_", None)
-        trainer_cfg.update(max_epochs=self.space.epochs, logger=False, enable_checkpointing=False,
-                           enable_progress_bar=False, callbacks=[pruning], default_root_dir=str(self.out_dir))
-        trainer = pl.Trainer(**trainer_cfg)
-        trainer.fit(model, datamodule=self.datamodule)
+        run = build(self.trial_config(trial.number, layers, hyper), self.datamodule, [pruning], quiet=True)
+        run.trainer.fit(run.model, datamodule=run.datamodule)
         if pruning.pruned:
             raise optuna.TrialPruned()
         val_err = pruning.best
         extra = {"params": net.num_params, "flops": net.flops}
         values = (val_err, *(float(extra[o]) for o in self.objectives[1:]))
         return values if len(values) > 1 else values[0]
+
+    def trial_config(self, number: int, layers: list[dict[str, Any]], hyper: dict[str, Any]) -> DictConfig:
+        """A trial as a training run of `train.py`'s kind: the study's config (data, model.*, optim, trainer) with the
+        sampled layer list, learning rate, L2 penalty and batch size; no checkpoints, loggers or test split. Its
+        resolved config and layer table are kept in `trials/<number>/`."""
+        cfg = self.cfg.copy()
+        with open_dict(cfg):
+            cfg.arch = {"layers": layers}
+            cfg.optim.lr, cfg.model.reg, cfg.data.batch_size = hyper["lr"], hyper["reg"], hyper["batch_size"]
+            cfg.trainer.update(max_epochs=self.space.epochs, enable_checkpointing=False, enable_progress_bar=False)
+            cfg.update(seed=self.cfg.seed + number, ckpt_path=None, test=False, checkpoint_every_n_steps=None,
+                       callbacks={}, logger={})
+            cfg.paths.output_dir = str(self.out_dir / "trials" / str(number))
+        return cfg
 
     def run(self) -> optuna.Study:
         study = self.study()
@@ -157,7 +169,7 @@ class Search:
             log.info("study %s already has %d trials (n_trials=%d).", self.cfg.study_name, done, self.cfg.n_trials)
         else:
             logging.getLogger("pytorch_lightning").setLevel(logging.WARNING)
-            study.optimize(self.objective, catch=(ArchError,), callbacks=[optuna.study.MaxTrialsCallback(
+            study.optimize(self.objective, catch=(ArchError, NonFiniteLoss), callbacks=[optuna.study.MaxTrialsCallback(
                 self.cfg.n_trials, states=None)])
         write_outputs(study, self.out_dir, self.objectives, self.datamodule, self.space, self.stages)
         return study
