@@ -24,11 +24,14 @@ def test_gpu_benchmark_runs_end_to_end_on_cpu(tmp_path):
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert rows[0]["device"].startswith("CPU")
-    runs = {r["experiment"]: r for r in rows if "experiment" in r}
+    runs = {r["experiment"]: r for r in rows if r.get("path") == "cnnlab"}
     assert set(runs) == {"best_cifar10", "mnist_fast"}  # one budget each, tiny data: far from the target
     for r in runs.values():
         assert r["epochs"] == 1 and 0 <= r["test_acc"] <= 1 and r["reached"] == (r["test_acc"] >= r["target"])
-        assert 0 < r["startup_s"] < r["total_s"] <= r["wall_s"]
+        assert 0 < r["startup_s"] < r["total_s"] <= r["wall_s"] and r["gpu_busy_pct"] is None  # no GPU here
+    (plain,) = [r for r in rows if r.get("path") == "plain"]  # the same recipe in a hand-written loop
+    assert plain["experiment"] == "best_cifar10" and plain["epochs"] == 1 and 0 <= plain["test_acc"] <= 1
+    assert plain["fit_s"] > 0 and plain["cnnlab_fit_s / plain_fit_s"] > 0
     ratios = {r["arch"]: r for r in rows if "ratio" in r}
     assert set(ratios) == {"small", "mnist_fast"}
     for r in ratios.values():  # achieved FLOP/s can not be far above the measured convolution peak

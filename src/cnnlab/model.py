@@ -37,6 +37,30 @@ def decay_kwargs(optimizer_factory: Callable, reg: float) -> dict[str, float]:
     return {"weight_decay": reg}
 
 
+CUDA_GRAPH_MODES = ("reduce-overhead", "max-autotune")
+
+
+def check_compile(compile: bool | str, mode: str | None) -> str | None:
+    """`model.compile` and `model.compile_mode`, checked before any data is read; the backend to use, or None."""
+    if compile is False or compile is None:
+        return None
+    import torch._dynamo
+
+    backends = torch._dynamo.list_backends(exclude_tags=())
+    backend = "inductor" if compile is True else compile
+    if not isinstance(backend, str) or backend not in backends:
+        raise ConfigError(f"model.compile = {compile!r}; expected true (inductor), false, or a torch.compile backend: "
+                          f"{', '.join(b for b in backends if 'TESTING' not in b)}.")
+    if mode is not None:
+        import torch._inductor
+
+        modes = list(torch._inductor.list_mode_options())
+        if backend != "inductor" or mode not in modes:
+            raise ConfigError(f"model.compile_mode = {mode!r} with backend {backend}; expected null or, with the "
+                              f"inductor backend (model.compile=true), one of {', '.join(modes)}.")
+    return backend
+
+
 def fused_kwargs(optimizer_factory: Callable, device: torch.device) -> dict[str, bool]:
     """`fused=True` on CUDA where the optimizer has a fused kernel (Adam, AdamW, SGD, ...) and the config chose
     neither `fused` nor `foreach`: one kernel for every parameter instead of a few per tensor."""
@@ -83,6 +107,7 @@ class LayerListClassifier(pl.LightningModule):
         bn_bias_lr_scale: float = 1.0,
         channels_last: bool = False,
         compile: bool | str = False,
+        compile_mode: str | None = None,
     ):
         super().__init__()
         # in checkpoints; the loggers get the whole run config from cnnlab.dashboards instead of these arguments
@@ -92,6 +117,7 @@ class LayerListClassifier(pl.LightningModule):
         if isinstance(bn_bias_lr_scale, bool) or not isinstance(bn_bias_lr_scale, int | float) or bn_bias_lr_scale <= 0:
             raise ConfigError(f"model.bn_bias_lr_scale = {bn_bias_lr_scale!r}; expected a number > 0 (1: the same "
                               "learning rate as every other parameter; airbench uses 64).")
+        self._backend = check_compile(compile, compile_mode)
         classes = len(data_info["class_names"])
         self.net = build_network(layers, tuple(data_info["input_shape"]), classes)
         self.criterion = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
@@ -110,15 +136,23 @@ class LayerListClassifier(pl.LightningModule):
             print(f"init: whitened {n} layer(s) from the first {WHITENING_IMAGES:,} training images")
         if self.hparams.channels_last:
             self.net.to(memory_format=torch.channels_last)
-        if self.hparams.compile and "_compiled" not in self.__dict__:
-            backend = self.hparams.compile if isinstance(self.hparams.compile, str) else "inductor"
+        if self._backend and "_compiled" not in self.__dict__:
             # kept out of the module tree: checkpoints hold the plain network's weights (no _orig_mod. keys)
-            self.__dict__["_compiled"] = torch.compile(self.net, backend=backend)
+            self.__dict__["_compiled"] = torch.compile(self.net, backend=self._backend,
+                                                       mode=self.hparams.get("compile_mode"))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.hparams.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        return self.__dict__.get("_compiled", self.net)(x)
+        compiled = self.__dict__.get("_compiled")
+        if compiled is None:
+            return self.net(x)
+        if not self.training:  # evaluation batches come in several sizes: one graph for all, not one per size
+            torch._dynamo.maybe_mark_dynamic(x, 0)
+        out = compiled(x)
+        # CUDA graphs reuse their output buffers at the next call: test-time augmentation calls the network several
+        # times before it combines the outputs
+        return out.clone() if self.hparams.get("compile_mode") in CUDA_GRAPH_MODES and self.tta_views else out
 
 
     # --- steps -------------------------------------------------------------------------------------

@@ -21,6 +21,20 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from cnnlab.data.augment import augment_batch, check_augment
 from cnnlab.errors import ConfigError, DataError
 
+ON_DEVICE = ("auto", True, False)
+
+
+def fits_on_device(option: bool | str, needed: int, free: int, device: str) -> bool:
+    """`data.on_device`: true keeps the data set on the device or stops with both sizes; auto keeps it there when it
+    takes at most half of the free memory (the rest is the network's), else in host memory."""
+    if option is False:
+        return False
+    if option is True and needed > free:
+        raise ConfigError(f"data.on_device=true: the data set needs {needed / 2**30:.2f} GiB on {device}, which has "
+                          f"{free / 2**30:.2f} GiB free; set data.on_device=auto (host memory, pinned, when it does "
+                          "not fit) or use fewer images (data.train_size, data.classes).")
+    return option is True or needed <= free / 2
+
 
 @dataclass
 class Split:
@@ -71,9 +85,11 @@ class BatchIndices(Sampler):
     (airbench's momentum 0.4 on CIFAR-100's 64-image last batch spiked validation error every fifth epoch).
     """
 
-    def __init__(self, n: int, batch_size: int, shuffle: bool, seed: int = 0, rank: int = 0, world: int = 1):
+    def __init__(self, n: int, batch_size: int, shuffle: bool, seed: int = 0, rank: int = 0, world: int = 1,
+                 device: torch.device | None = None):
         self.n, self.batch_size, self.shuffle, self.seed = n, batch_size, shuffle, seed
         self.rank, self.world, self.epoch, self.skip = rank, world, 0, 0
+        self.device = device  # where the images are: the indices go there once per epoch, not once per batch
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -96,7 +112,8 @@ class BatchIndices(Sampler):
         return self.shuffle and 0 < last < max(2, self.batch_size / 2)
 
     def __iter__(self):
-        batches = list(torch.split(self._indices(), self.batch_size))
+        indices = self._indices()
+        batches = list(torch.split(indices.to(self.device) if self.device else indices, self.batch_size))
         if len(batches) > 1 and self._short(len(batches[-1])):
             batches.pop()
         skip, self.skip = self.skip, 0
@@ -130,6 +147,7 @@ class InMemoryDataModule(pl.LightningDataModule):
         train_eval_size: int | None = None,
         train_size: int | None = None,
         monitor_test: bool = False,
+        on_device: bool | str = "auto",
         seed: int = 42,
     ):
         super().__init__()
@@ -139,6 +157,9 @@ class InMemoryDataModule(pl.LightningDataModule):
         self.classes = list(classes) if classes is not None else None
         self.augment = dict(augment or {})
         self.train_eval_size, self.train_size, self.monitor_test = train_eval_size, train_size, monitor_test
+        self.on_device = on_device
+        self._placed: dict[int, Split] = {}  # splits copied to the training device, by id of the host split
+        self._stats: dict[torch.device, tuple[torch.Tensor, torch.Tensor]] = {}  # mean and std on each device
         c = self.input_shape[0]
         self.mean = torch.tensor(mean if mean is not None else [0.5] * c).view(1, -1, 1, 1)
         self.std = torch.tensor(std if std is not None else [0.25] * c).view(1, -1, 1, 1)
@@ -171,6 +192,9 @@ class InMemoryDataModule(pl.LightningDataModule):
                                   "or null for all of them.")
         if not isinstance(self.monitor_test, bool):
             raise ConfigError(f"data.monitor_test = {self.monitor_test!r}; expected true or false.")
+        if self.on_device not in ON_DEVICE:
+            raise ConfigError(f"data.on_device = {self.on_device!r}; expected auto (on a GPU when the data set takes "
+                              "at most half of its free memory), true or false.")
 
     @property
     def class_names(self) -> list[str]:
@@ -247,14 +271,32 @@ class InMemoryDataModule(pl.LightningDataModule):
         return self._normalise(self.splits["train"].x[:n].float().div_(255))
 
     # --- feeding -----------------------------------------------------------------------------------
+    def _device(self) -> torch.device:
+        return self.trainer.strategy.root_device if self.trainer is not None else torch.device("cpu")
+
+    def _keep_on_device(self, device: torch.device) -> bool:
+        """Whether the splits live on the training device (`data.on_device`), decided once they are read."""
+        if device.type != "cuda":
+            return False
+        held = {id(s): s for s in (*self.splits.values(), self.train_eval)}.values()
+        needed = sum(s.x.nbytes + s.y.nbytes for s in held)
+        free, _ = torch.cuda.mem_get_info(device)
+        return fits_on_device(self.on_device, needed, free, str(device))
+
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
         data = self.train_eval if split == "train_eval" else self.splits[split]
         rank, world = (self.trainer.global_rank, self.trainer.world_size) if self.trainer else (0, 1)
         size = self.batch_size if shuffle else self.eval_batch_size
-        sampler = BatchIndices(len(data), size, shuffle, self.seed, rank, world)
+        device = self._device()
+        on_device = self._keep_on_device(device)
+        if on_device:  # copied once; then every batch is a gather on the device, with no host copy per step
+            data = self._placed.setdefault(id(data), Split(data.x.to(device), data.y.to(device)))
+        sampler = BatchIndices(len(data), size, shuffle, self.seed, rank, world, device if on_device else None)
         # its own generator: creating an iterator would otherwise draw from the global RNG, so a resumed run
-        # (which iterates the loaders in another order) would see other dropout masks and crops
-        return DataLoader(_Indexed(data), sampler=sampler, batch_size=None, generator=torch.Generator())
+        # (which iterates the loaders in another order) would see other dropout masks and crops. In host memory
+        # on a GPU run, batches are pinned so that Lightning's copies to the device are asynchronous.
+        return DataLoader(_Indexed(data), sampler=sampler, batch_size=None, generator=torch.Generator(),
+                          pin_memory=device.type == "cuda" and not on_device)
 
     def train_dataloader(self) -> DataLoader:
         loader = self._loader("train", shuffle=True)
@@ -277,8 +319,15 @@ class InMemoryDataModule(pl.LightningDataModule):
         both errors."""
         return [self._loader("test", shuffle=False), self._loader("train_eval", shuffle=False)]
 
+    def _on(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mean and std on `device`, copied once (a copy per batch would be a host-to-device transfer per step)."""
+        if device not in self._stats:
+            self._stats[device] = (self.mean.to(device), self.std.to(device))
+        return self._stats[device]
+
     def _normalise(self, x: torch.Tensor) -> torch.Tensor:
-        return (x - self.mean.to(x.device)) / self.std.to(x.device)
+        mean, std = self._on(x.device)
+        return (x - mean) / std
 
     def on_after_batch_transfer(self, batch, dataloader_idx: int):
         """uint8 batch -> augmented (training only) and normalised floats; the image indices are dropped here."""
@@ -290,5 +339,5 @@ class InMemoryDataModule(pl.LightningDataModule):
             if self.augment.get("flip") == "alternate":
                 self.flip_parity = self.flip_parity.to(index.device)  # moved once, then a no-op
                 parity = self.flip_parity[index]
-            x = augment_batch(x, self.augment, parity, self.trainer.current_epoch, self.mean)
+            x = augment_batch(x, self.augment, parity, self.trainer.current_epoch, self._on(x.device)[0])
         return self._normalise(x), y
