@@ -8,6 +8,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from tests import data_files
 from tests.conftest import ROOT
 
@@ -60,6 +62,7 @@ def test_time_to_accuracy_plot_reads_run_directories(train, tmp_path):
     assert rows[0]["time_to_1.01_s"] is None  # never reached
 
 
+@pytest.mark.slow  # a minute: the agents themselves are tested in test_search_agents.py
 def test_search_agents_benchmark_end_to_end(tmp_path):
     data_files.write_mnist(tmp_path / "data", n_train=200, n_test=40)
     record = _bench("search_agents").main([

@@ -102,7 +102,7 @@ def make_trainer(cfg: DictConfig, callbacks: list[pl.Callback] = (), quiet: bool
         callbacks.append(LineProgress())
     every = cfg.get("checkpoint_every_n_steps")
     if every:  # last.ckpt also every N steps, for long epochs on machines that may be taken away
-        callbacks.append(ModelCheckpoint(dirpath=Path(cfg.paths.output_dir) / "checkpoints", filename="last",
+        callbacks.append(ModelCheckpoint(dirpath=Path(out_dir) / "checkpoints", filename="last",
                                          save_top_k=1, every_n_train_steps=every, enable_version_counter=False))
     loggers = [_instantiate(c, "logger") for c in logger_cfg.values()]
     start_runs(loggers)
@@ -115,12 +115,12 @@ def scale_out(cfg: DictConfig) -> tuple[DictConfig, DictConfig]:
     sweep and named by their overrides."""
     trainer_cfg = cfg.trainer.copy()
     logger_cfg = (cfg.get("logger") or OmegaConf.create({})).copy()
-    if not in_multirun():
-        prepare(logger_cfg, Path(cfg.paths.output_dir))
+    hydra_cfg = HydraConfig.get() if in_multirun() else None
+    sweep = (Path(hydra_cfg.sweep.dir), hydra_cfg.job.override_dirname or f"job{hydra_cfg.job.num}") if hydra_cfg \
+        else None
+    prepare(logger_cfg, Path(cfg.paths.output_dir), sweep)
+    if hydra_cfg is None:
         return trainer_cfg, logger_cfg
-    hydra_cfg = HydraConfig.get()
-    prepare(logger_cfg, Path(cfg.paths.output_dir),
-            sweep=(Path(hydra_cfg.sweep.dir), hydra_cfg.job.override_dirname or f"job{hydra_cfg.job.num}"))
     if trainer_cfg.get("strategy") == "ddp":
         # fork on the CPU (spawn would share the model's CPU tensors between ranks); spawn on GPUs (CUDA cannot fork)
         replacement = "ddp_fork" if trainer_cfg.get("accelerator") == "cpu" else "ddp_spawn"
