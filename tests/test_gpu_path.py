@@ -77,3 +77,15 @@ def test_the_learning_rate_rule_for_another_batch_is_written_once():
     gpu = compose_train("experiment=best_cifar10_gpu")
     assert (gpu.data.batch_size, gpu.optim.lr, gpu.model.reg) == (1024, 1.5, 1.33e-3)
     assert (gpu.trainer.accelerator, gpu.trainer.precision, gpu.model.channels_last) == ("gpu", "bf16-mixed", True)
+
+
+def test_the_on_device_choice_is_made_once_for_all_splits(monkeypatch):
+    """Asked per loader, the second answer would count the splits the first one placed against the free memory."""
+    from cnnlab.data import make_datamodule
+
+    dm = make_datamodule(dict(compose_train().data), "unused")
+    dm.setup("fit")
+    free = iter([10**12, 1])  # all the memory at the first question, none at a second one
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device: (next(free), 10**12))
+    device = torch.device("cuda", 0)
+    assert dm._keep_on_device(device) and dm._keep_on_device(device)

@@ -158,6 +158,7 @@ class InMemoryDataModule(pl.LightningDataModule):
         self.augment = dict(augment or {})
         self.train_eval_size, self.train_size, self.monitor_test = train_eval_size, train_size, monitor_test
         self.on_device = on_device
+        self._device_choice: dict[torch.device, bool] = {}  # whether the splits live on that device
         self._placed: dict[int, Split] = {}  # splits copied to the training device, by id of the host split
         self._stats: dict[torch.device, tuple[torch.Tensor, torch.Tensor]] = {}  # mean and std on each device
         c = self.input_shape[0]
@@ -275,13 +276,16 @@ class InMemoryDataModule(pl.LightningDataModule):
         return self.trainer.strategy.root_device if self.trainer is not None else torch.device("cpu")
 
     def _keep_on_device(self, device: torch.device) -> bool:
-        """Whether the splits live on the training device (`data.on_device`), decided once they are read."""
+        """Whether the splits live on the training device (`data.on_device`): decided once, for all splits together,
+        at the first loader (asked again, the free memory would already count the splits placed since)."""
         if device.type != "cuda":
             return False
-        held = {id(s): s for s in (*self.splits.values(), self.train_eval)}.values()
-        needed = sum(s.x.nbytes + s.y.nbytes for s in held)
-        free, _ = torch.cuda.mem_get_info(device)
-        return fits_on_device(self.on_device, needed, free, str(device))
+        if device not in self._device_choice:
+            held = {id(s): s for s in (*self.splits.values(), self.train_eval)}.values()
+            needed = sum(s.x.nbytes + s.y.nbytes for s in held)
+            free, _ = torch.cuda.mem_get_info(device)
+            self._device_choice[device] = fits_on_device(self.on_device, needed, free, str(device))
+        return self._device_choice[device]
 
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
         data = self.train_eval if split == "train_eval" else self.splits[split]
