@@ -12,6 +12,7 @@ from cnnlab.data.digits import DigitsDataModule
 from cnnlab.data.fer2013 import FER2013DataModule
 from cnnlab.data.folder import FolderDataModule
 from cnnlab.data.mnist import MNISTDataModule
+from cnnlab.data.stream import StreamDataModule
 from cnnlab.errors import ConfigError
 
 FAMILIES: dict[str, type[InMemoryDataModule]] = {
@@ -21,6 +22,7 @@ FAMILIES: dict[str, type[InMemoryDataModule]] = {
     "cifar100": CIFAR100DataModule,
     "fer2013": FER2013DataModule,
     "folder": FolderDataModule,
+    "stream": StreamDataModule,
 }
 
 

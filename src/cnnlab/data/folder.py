@@ -10,6 +10,7 @@ The folder structure is checked when the module is made, before anything is deco
 from __future__ import annotations
 
 import logging
+import math
 import os
 from collections import Counter
 from pathlib import Path
@@ -27,6 +28,11 @@ log = logging.getLogger("cnnlab")
 
 SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
 SPLITS = ("train", "val", "test")
+
+
+def memory_gib() -> float:
+    """This machine's physical memory in GiB."""
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
 
 
 def _images_in(folder: Path) -> list[Path]:
@@ -72,7 +78,7 @@ class FolderDataModule(InMemoryDataModule):
     def __init__(self, root: str | None = None, image_size: int | list[int] | None = None,
                  channels: int | None = None, val_fraction: float = 0.1, test_fraction: float = 0.1,
                  skip_bad_images: bool = False, cache: bool = True, cache_dir: str | None = None,
-                 workers: int | None = None, **kwargs):
+                 workers: int | None = None, max_memory_gb: float | None = None, **kwargs):
         if root is None or root == "???":
             raise ConfigError("data=folder needs data.root=PATH: a folder with one sub-folder of images per class "
                               "(or train/, val/, test/ folders that each hold the class folders).")
@@ -94,6 +100,11 @@ class FolderDataModule(InMemoryDataModule):
             raise ConfigError(f"data.workers = {workers!r}; expected a positive integer or null (all cores).")
         cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
         self.workers = workers or cores
+        if max_memory_gb is not None and (not isinstance(max_memory_gb, int | float) or isinstance(max_memory_gb, bool)
+                                          or max_memory_gb <= 0):
+            raise ConfigError(f"data.max_memory_gb = {max_memory_gb!r}; expected a positive number of GiB, or null "
+                              "(half of this machine's memory).")
+        self.max_memory_gb = max_memory_gb or memory_gib() / 2
         self._auto_stats = kwargs.get("mean") is None or kwargs.get("std") is None
         self.files, self.labels, self.split_of, self.all_class_names = self._scan()
         self.input_shape = self._shape()
@@ -207,7 +218,33 @@ class FolderDataModule(InMemoryDataModule):
             image_cache.save_cache(self._cache_file(), self._key(), decoded, {"shape": list(self.input_shape)})
         return decoded
 
+    def file_splits(self) -> dict[str, Split]:
+        """The splits as they would be read, with each image's index in `self.files` in place of its pixels: nothing
+        is decoded (for `prepare.py`, which streams the files into shards; this module cannot train after it)."""
+        self.read_splits = lambda: self._parts(torch.arange(len(self.files)), np.arange(len(self.files)))
+        self.setup()
+        return self.splits
+
+    def _parts(self, x: torch.Tensor, keep: np.ndarray) -> dict[str, Split]:
+        """The kept images by split folder, then the missing splits carved from train."""
+        y = torch.from_numpy(self.labels)
+        splits = {}
+        for part in {self.split_of[i] for i in keep}:
+            index = torch.from_numpy(np.asarray([i for i in keep if self.split_of[i] == part]))
+            splits[part or "train"] = Split(x[index], y[index])
+        return self._carve_fractions(splits)
+
+    def _check_memory(self) -> None:
+        """A folder too large to hold decoded is refused before anything is decoded: it would swap or be killed."""
+        needed = len(self.files) * math.prod(self.input_shape)
+        if needed > self.max_memory_gb * 2**30:
+            raise DataError(f"{self.root}: {len(self.files):,} images of {'x'.join(map(str, self.input_shape))} take "
+                            f"{needed / 2**30:.1f} GiB decoded, over data.max_memory_gb={self.max_memory_gb:g} GiB; "
+                            f"write them into shards once (python src/prepare.py data=folder data.root={self.root} "
+                            "out=SHARDS) and train with data=stream data.root=SHARDS, or raise data.max_memory_gb.")
+
     def read_splits(self) -> dict[str, Split]:
+        self._check_memory()
         decoded = self._decode()
         bad = int((~decoded.ok).sum())
         if bad and not self.skip_bad_images:
@@ -216,13 +253,7 @@ class FolderDataModule(InMemoryDataModule):
         if bad:
             log.warning("skipped %d unreadable image(s) (data.skip_bad_images=true); the first: %s", bad,
                         decoded.first_error)
-        keep = np.flatnonzero(decoded.ok)
-        x, y = torch.from_numpy(decoded.x), torch.from_numpy(self.labels)
-        splits = {}
-        for part in {self.split_of[i] for i in keep}:
-            index = torch.from_numpy(np.asarray([i for i in keep if self.split_of[i] == part]))
-            splits[part or "train"] = Split(x[index], y[index])
-        splits = self._carve_fractions(splits)
+        splits = self._parts(torch.from_numpy(decoded.x), np.flatnonzero(decoded.ok))
         if self._auto_stats:  # from the training split, stored in checkpoints with the rest of info()
             mean, std = channel_stats(splits["train"].x)
             self.mean, self.std = mean.view(1, -1, 1, 1), std.clamp_min(1e-3).view(1, -1, 1, 1)

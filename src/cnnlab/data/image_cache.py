@@ -54,20 +54,27 @@ def _probe_many(paths: Sequence[Path]) -> list[tuple[tuple[int, int], int] | str
     return out
 
 
-def _decode_many(paths: Sequence[Path], shape: tuple[int, int, int]) -> tuple[np.ndarray, np.ndarray, str]:
+def decode(source, shape: tuple[int, int, int]) -> np.ndarray:
+    """One image (a path or a file-like object) as H x W x C uint8 of the given C x H x W shape: converted to grey
+    or RGB and resized as needed. Shared by the in-memory decode and the streamed loaders' workers."""
     from PIL import Image
 
+    c, h, w = shape
+    with Image.open(source) as img:  # a GIF opens at its first frame
+        img = img.convert("L" if c == 1 else "RGB")
+        if img.size != (w, h):
+            img = img.resize((w, h), Image.BILINEAR)  # as predict.py resizes new images
+        return np.asarray(img).reshape(h, w, c)
+
+
+def _decode_many(paths: Sequence[Path], shape: tuple[int, int, int]) -> tuple[np.ndarray, np.ndarray, str]:
     c, h, w = shape
     x = np.zeros((len(paths), h, w, c), dtype=np.uint8)
     ok = np.zeros(len(paths), dtype=bool)
     first_error = ""
     for i, path in enumerate(paths):
         try:
-            with Image.open(path) as img:  # a GIF opens at its first frame
-                img = img.convert("L" if c == 1 else "RGB")
-                if img.size != (w, h):
-                    img = img.resize((w, h), Image.BILINEAR)  # as predict.py resizes new images
-                x[i] = np.asarray(img).reshape(h, w, c)
+            x[i] = decode(path, shape)
             ok[i] = True
         except Exception as err:  # noqa: BLE001 - truncated, not an image, unsupported: named by the caller
             first_error = first_error or f"{path}: {type(err).__name__}: {err}"

@@ -1,0 +1,198 @@
+"""A data set written once into litdata shards (`src/prepare.py`), and the checks a streamed run makes before reading.
+
+Layout of a shards folder: one litdata data set per split (`train/`, `val/`, `test/`, `train_eval/`, each an
+`index.json` and `chunk-*.bin` files) and `cnnlab.json`, written last, with what a run needs without reading any
+chunk: class names, input shape, how images are stored, the training split's channel statistics and the counts.
+Each item is `{"image": encoded file bytes (as found) or C x H x W uint8 pixels, "label": int, "index": int}`; the
+index is the image's position in its split (for augmentations that follow an image across epochs).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import shutil
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cnnlab.data.image_cache import decode
+from cnnlab.errors import ConfigError, DataError
+
+log = logging.getLogger("cnnlab")
+logging.getLogger("litdata").setLevel(logging.WARNING)  # its INFO lines (cache sizes) say nothing about the run
+
+META = "cnnlab.json"
+VERSION = 1
+SPLITS = ("train", "val", "test", "train_eval")
+STORES = ("auto", "encoded", "pixels")
+TASK_SIZE = 1000  # images per writer task: small enough to balance the workers, large enough to amortise a task
+
+
+# --- reading (every streamed run) ---------------------------------------------------------------------------------
+def read_meta(root: Path) -> dict[str, Any]:
+    """The shards folder's description, after checking that every split's chunk files are there and whole: a missing,
+    empty, unfinished or truncated folder is one sentence naming the file, before any training."""
+    how = f"write it with: python src/prepare.py data=<data set> out={root}"
+    if not root.is_dir():
+        raise DataError(f"data.root={root} does not exist; a shards folder is made by prepare.py ({how}).")
+    meta_file = root / META
+    if not meta_file.is_file():
+        what = "is empty" if not any(root.iterdir()) else f"has no {META} (not written by prepare.py, or unfinished)"
+        raise DataError(f"{root} {what}; {how}.")
+    try:
+        meta = json.loads(meta_file.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise DataError(f"{meta_file} is not valid JSON ({err}); write the shards again ({how}).") from None
+    if meta.get("version") != VERSION:
+        raise DataError(f"{meta_file} has format version {meta.get('version')!r}, this cnnlab reads {VERSION}; "
+                        f"write the shards again ({how}).")
+    for split in SPLITS:
+        _check_split(root / split, meta["splits"][split]["images"], how)
+    return meta
+
+
+def _check_split(folder: Path, images: int, how: str) -> None:
+    index_file = folder / "index.json"
+    if not index_file.is_file():
+        raise DataError(f"{index_file} is missing; the shards are incomplete: write them again ({how}).")
+    try:
+        chunks = json.loads(index_file.read_text())["chunks"]
+    except (json.JSONDecodeError, KeyError, UnicodeDecodeError) as err:
+        raise DataError(f"{index_file} is not a litdata index ({type(err).__name__}); write the shards again "
+                        f"({how}).") from None
+    for chunk in chunks:
+        path = folder / chunk["filename"]
+        size = path.stat().st_size if path.is_file() else None
+        if size != chunk["chunk_bytes"]:
+            found = "missing" if size is None else f"{size:,} bytes"
+            raise DataError(f"{path} is {found}, expected {chunk['chunk_bytes']:,} bytes (a chunk cut short or lost "
+                            f"in a copy); copy it again or write the shards again ({how}).")
+    stored = sum(chunk["chunk_size"] for chunk in chunks)
+    if stored != images:
+        raise DataError(f"{index_file} lists {stored:,} images, {folder.parent / META} says {images:,}; the shards "
+                        f"were changed after they were written: write them again ({how}).")
+
+
+@dataclass(frozen=True)
+class Decoder:
+    """A stored item -> (C x H x W uint8 tensor, label, index), in the loader's workers."""
+
+    shape: tuple[int, int, int]
+    encoded: bool
+
+    def __call__(self, item: dict[str, Any]):
+        import torch
+
+        image = item["image"]
+        pixels = decode(io.BytesIO(image), self.shape).transpose(2, 0, 1) if self.encoded else image
+        return torch.from_numpy(np.ascontiguousarray(pixels)), item["label"], item["index"]
+
+
+# --- writing (prepare.py) -----------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Source:
+    """Where a split's images come from: rows of a uint8 array (a built-in data set) or image files (a folder)."""
+
+    labels: np.ndarray
+    pixels: np.ndarray | None = None  # N x C x H x W
+    files: list[str] | None = None
+
+
+def _items(task: tuple[int, np.ndarray], source: Source, shape: tuple[int, int, int], store: str, stats: bool,
+           report_dir: Path) -> Iterator[dict[str, Any]]:
+    """One writer task: the items of some images of a split; unreadable files and, for the training split, each
+    channel's histogram of the stored pixels go to a report file (litdata's workers return nothing else)."""
+    number, positions = task
+    counts = np.zeros((shape[0], 256), dtype=np.int64)
+    bad = []
+    for position in positions.tolist():
+        label = int(source.labels[position])
+        if source.files is None:
+            pixels = source.pixels[position]
+            image = pixels
+        else:
+            path = source.files[position]
+            try:
+                raw = Path(path).read_bytes()
+                pixels = decode(io.BytesIO(raw), shape).transpose(2, 0, 1)  # every file is decoded once: checked
+            except Exception as err:  # noqa: BLE001 - truncated, not an image: reported by the caller
+                reason = str(err).split(" <_io.BytesIO")[0]  # Pillow names the in-memory copy, not the file
+                bad.append(f"{path}: {type(err).__name__}: {reason}")
+                continue
+            image = raw if store == "encoded" else np.ascontiguousarray(pixels)
+        if stats:
+            counts += np.stack([np.bincount(channel.ravel(), minlength=256) for channel in pixels])
+        yield {"image": image, "label": label, "index": position}
+    (report_dir / f"{number}.json").write_text(json.dumps({"bad": bad, "counts": counts.tolist() if stats else None}))
+
+
+def resolve_store(store: str, from_files: bool) -> str:
+    if store not in STORES:
+        raise ConfigError(f"store = {store!r}; expected auto (files as found for data=folder, pixels otherwise), "
+                          "encoded (the files' own bytes) or pixels (uint8 at the data set's image size).")
+    if store == "auto":
+        return "encoded" if from_files else "pixels"
+    if store == "encoded" and not from_files:
+        raise ConfigError("store=encoded keeps image files as found; this data set is not read from image files, "
+                          "so its shards hold pixels (store=pixels or auto).")
+    return store
+
+
+def write_split(out: Path, source: Source, positions: np.ndarray, shape: tuple[int, int, int], store: str,
+                stats: bool, workers: int, chunk_mb: int) -> tuple[int, list[str], np.ndarray | None]:
+    """One split into `out` with litdata's `optimize`, in `workers` processes. Returns the images written, the
+    unreadable files and (with `stats`) each channel's histogram."""
+    from litdata import optimize
+
+    report_dir = out.with_name(out.name + ".reports")
+    report_dir.mkdir(parents=True)
+    tasks = [(k, positions[i:i + TASK_SIZE]) for k, i in enumerate(range(0, len(positions), TASK_SIZE))]
+    start = "fork" if sys.platform == "linux" else "spawn"
+    optimize(partial(_items, source=source, shape=shape, store=store, stats=stats, report_dir=report_dir),
+             tasks, output_dir=str(out), chunk_bytes=f"{chunk_mb}MB", num_workers=min(workers, len(tasks)),
+             start_method=start, reorder_files=False, verbose=sys.stderr.isatty(), mode="overwrite")
+    reports = [json.loads(p.read_text()) for p in sorted(report_dir.glob("*.json"))]
+    shutil.rmtree(report_dir)
+    if len(reports) != len(tasks):
+        raise DataError(f"writing {out}: {len(tasks) - len(reports)} of {len(tasks)} writer tasks did not finish "
+                        "(see the messages above).")
+    bad = [b for r in reports for b in r["bad"]]
+    counts = np.sum([r["counts"] for r in reports], axis=0) if stats else None
+    return len(positions) - len(bad), bad, counts
+
+
+def stats_from_counts(counts: np.ndarray) -> tuple[list[float], list[float]]:
+    """Per-channel mean and sample standard deviation on the 0..1 scale from 256-bin histograms (exact)."""
+    values = np.arange(256, dtype=np.float64) / 255
+    n = counts[0].sum()
+    mean = (counts * values).sum(1) / n
+    var = (counts * (values - mean[:, None]) ** 2).sum(1) / max(n - 1, 1)
+    return mean.tolist(), np.maximum(np.sqrt(var), 1e-3).tolist()
+
+
+def check_out(out: Path) -> None:
+    """Refuse to write into a folder that holds anything but earlier shards: it would be deleted."""
+    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / META).is_file()
+                                               and not (out / ".partial").is_dir())):
+        raise ConfigError(f"out={out} exists and is not a shards folder written by prepare.py; its files would be "
+                          "replaced: choose a new or empty folder.")
+
+
+def publish(out: Path, partial_dir: Path, meta: dict[str, Any]) -> None:
+    """Move the written splits into place and write cnnlab.json last: a folder without it is unfinished."""
+    (out / META).unlink(missing_ok=True)
+    for split in SPLITS:
+        target = out / split
+        if target.exists():
+            shutil.rmtree(target)
+        (partial_dir / split).rename(target)
+    shutil.rmtree(partial_dir)
+    (out / META).write_text(json.dumps(meta, indent=2) + "\n")
+

@@ -1,0 +1,20 @@
+"""Write a data set into shards once, to stream it: `python src/prepare.py data=folder data.root=PATH out=SHARDS`,
+then `python src/train.py data=stream data.root=SHARDS` (see README.md)."""
+
+import hydra
+from omegaconf import DictConfig
+
+from cnnlab.cli import CONFIG_DIR, friendly_errors, set_root
+
+
+@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="prepare")
+@friendly_errors
+def main(cfg: DictConfig) -> None:
+    from cnnlab.prepare import prepare
+
+    prepare(cfg)
+
+
+if __name__ == "__main__":
+    set_root()
+    main()
