@@ -90,3 +90,14 @@ def test_bad_space_is_refused(train):
         run = train(*overrides, script="search.py")
         assert run.returncode == 2 and fragment in run.stderr and "Traceback" not in run.output, run.stderr
         assert not (run.dir / "study.db").exists()
+
+
+def test_a_storage_that_cannot_be_opened_is_one_sentence(train):
+    for url, fragments in (
+        ("sqlite:////no/such/dir/x.db", ["storage=sqlite:////no/such/dir/x.db cannot be opened",
+                                         "check that the folder exists"]),
+        ("postgresql://me:secret@127.0.0.1:1/x", ["storage=postgresql://me:***@127.0.0.1:1/x cannot be opened"]),
+    ):
+        run = train(f"storage={url}", "n_trials=1", script="search.py")
+        assert run.returncode == 2 and "Traceback" not in run.output, run.output[-3000:]
+        assert all(f in run.stderr for f in fragments) and "secret" not in run.output, run.stderr

@@ -106,10 +106,12 @@ class Search:
                                             directions=directions, sampler=self.sampler, pruner=pruner,
                                             load_if_exists=True)
                 break
-            except SQLAlchemyError:  # workers starting together race to create the tables and the study
-                if attempt == 4:
-                    raise
+            except SQLAlchemyError as err:  # workers starting together race to create the tables and the study
+                if attempt == 4 or not _race(err):
+                    raise _storage_error(url, err) from None
                 time.sleep(0.5 + random.random())
+            except ImportError as err:  # the URL's database driver is not installed
+                raise _storage_error(url, err) from None
         # one study, one agent and one space: a resumed study must not be continued by another agent
         signature = {"agent": self.agent.get("name", "tpe"), "space": self.space.kind}
         before = {k: study.user_attrs.get(k) for k in signature}
@@ -179,3 +181,26 @@ def run_search(cfg: DictConfig) -> optuna.Study:
     if not isinstance(cfg.n_trials, int) or isinstance(cfg.n_trials, bool) or cfg.n_trials < 1:
         raise ConfigError(f"n_trials = {cfg.n_trials!r}; expected a positive integer.")
     return Search(cfg).run()
+
+
+def _race(err: Exception) -> bool:
+    """Whether a storage error is two workers creating the same tables or study at once (worth a retry), rather
+    than a storage that cannot be opened."""
+    from sqlalchemy.exc import IntegrityError
+
+    text = str(err).lower()
+    return isinstance(err, IntegrityError) or "already exists" in text or "locked" in text
+
+
+def _storage_error(url: str, err: Exception) -> ConfigError:
+    from sqlalchemy.engine import make_url
+
+    try:
+        shown = make_url(url).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001 - not even a URL: show it as given
+        shown = url
+    detail = str(getattr(err, "orig", None) or err).strip().splitlines()[0]
+    hint = "install its driver (e.g. pip install psycopg2-binary for postgresql://)" if isinstance(err, ImportError) \
+        else "check that the folder exists and is writable (sqlite:////absolute/path.db has four slashes)" \
+        if url.startswith("sqlite") else "check the host, port, user, password and that the database exists"
+    return ConfigError(f"storage={shown} cannot be opened ({detail}); {hint}.")
