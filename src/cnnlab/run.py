@@ -33,6 +33,7 @@ from cnnlab.errors import ArchError, ConfigError
 from cnnlab.inference import read_checkpoint, read_cnnlab_checkpoint
 from cnnlab.layers import load_layers, parse_layers
 from cnnlab.model import LayerListClassifier, decay_kwargs
+from cnnlab.nodes import wait_for_master
 from cnnlab.progress import LineProgress
 from cnnlab.schedules import is_per_step
 from cnnlab.timing import Timing, process_age
@@ -120,6 +121,12 @@ def scale_out(cfg: DictConfig) -> tuple[DictConfig, DictConfig]:
         else None
     prepare(logger_cfg, Path(cfg.paths.output_dir), sweep)
     if hydra_cfg is None:
+        if (trainer_cfg.get("num_nodes") or 1) > 1 and trainer_cfg.get("strategy") in ("ddp_fork", "ddp_spawn"):
+            # a forked run tests in another child process than it trained in; on nodes other than the master that
+            # child would not know the best checkpoint and the ranks would disagree: one process per device instead
+            log.info("trainer.num_nodes=%s: trainer.strategy=%s becomes ddp (one process per device, started by "
+                     "Lightning, torchrun or SLURM)", trainer_cfg.num_nodes, trainer_cfg.strategy)
+            trainer_cfg.strategy = "ddp"
         return trainer_cfg, logger_cfg
     if trainer_cfg.get("strategy") == "ddp":
         # fork on the CPU (spawn would share the model's CPU tensors between ranks); spawn on GPUs (CUDA cannot fork)
@@ -308,6 +315,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
         return done
     for stale in ("error.txt", SUMMARY):  # from an earlier attempt of this sweep job
         (out_dir / stale).unlink(missing_ok=True)
+    wait_for_master(cfg.trainer.get("num_nodes") or 1, cfg.get("master_timeout_s", 300))
     run = build(cfg)
     trainer = run.trainer
     trainer.fit(run.model, datamodule=run.datamodule, ckpt_path=run.ckpt_path)

@@ -1,0 +1,111 @@
+"""Beyond one process: two nodes on one box (NODE_RANK 0 and 1 over gloo), in memory and streamed; a node that
+cannot reach its master; a sweep's jobs side by side with hydra/launcher=parallel, one device each."""
+
+from __future__ import annotations
+
+import csv
+import multiprocessing
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT
+from tests.test_stream import digits_shards  # noqa: F401 - the shards fixture
+from tests.test_train_cli import read_confusion
+
+TWO_NODES = ("trainer=ddp_cpu", "trainer.num_nodes=2", "trainer.devices=1", "arch=small", "trainer.max_epochs=2",
+             "data.batch_size=64")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _node(rank: int, port: int, run_dir: Path, *overrides: str, **env) -> subprocess.Popen:
+    env = {**os.environ, "NODE_RANK": str(rank), "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port),
+           "PYTHONPATH": str(ROOT), "CNNLAB_DATA_DIR": str(run_dir.parent / "data"), **env}
+    cmd = [sys.executable, "src/train.py", *overrides, f"hydra.run.dir={run_dir}"]
+    return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+@pytest.mark.parametrize("data", ["in_memory", "stream"])
+def test_two_nodes_on_one_box_count_every_image_once(tmp_path, data, digits_shards):  # noqa: F811
+    stream = ("data=stream", f"data.root={digits_shards}") if data == "stream" else ()
+    probe = ("+callbacks.probe._target_=tests.probes.RecordTrainImages", f"+callbacks.probe.folder={tmp_path / 'seen'}")
+    port = _free_port()
+    nodes = [_node(rank, port, tmp_path / f"node{rank}", *TWO_NODES, *stream, *probe) for rank in (0, 1)]
+    outputs = [node.communicate(timeout=400)[0] for node in nodes]
+    assert [node.returncode for node in nodes] == [0, 0], outputs[0][-2000:] + outputs[1][-2000:]
+    assert "GLOBAL_RANK: 1, MEMBER: 2/2" in outputs[1]
+    # one test set, evaluated half on each node, reduced on the master, which alone writes the reports
+    assert read_confusion(tmp_path / "node0" / "confusion_matrix.csv").sum() == 360
+    assert (tmp_path / "node0" / "summary.txt").is_file()
+    assert not {"results.json", "summary.txt", "confusion_matrix.csv", "metrics.csv"} & \
+        {p.name for p in (tmp_path / "node1").iterdir()}
+    # every training image at most once per epoch across the two nodes, the same number of batches on each
+    seen = {rank: (tmp_path / "seen" / f"rank{rank}.txt").read_text().split("\n")[:-1] for rank in (0, 1)}
+    assert len(seen[0]) == len(seen[1])
+    for epoch in ("0", "1"):
+        images = [line.split()[1] for rank in (0, 1) for line in seen[rank] if line.split()[0] == epoch]
+        assert len(images) == len(set(images)) >= 1257 - 2 * 2 * 64, epoch
+
+
+def test_a_node_that_cannot_reach_its_master_stops_in_one_sentence(tmp_path):
+    port = _free_port()  # nobody listens there
+    start = time.monotonic()
+    node = _node(1, port, tmp_path / "node1", *TWO_NODES, "master_timeout_s=2")
+    output = node.communicate(timeout=120)[0]
+    assert node.returncode == 2 and "Traceback" not in output, output[-3000:]
+    assert f"node 1 could not reach the master at 127.0.0.1:{port} within 2 s" in output
+    assert time.monotonic() - start < 60
+
+
+def _sweep(sweep_dir: Path, *overrides: str, env=None) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "src/train.py", "-m", "hydra/launcher=parallel", *overrides, f"hydra.sweep.dir={sweep_dir}"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "CNNLAB_DATA_DIR": str(sweep_dir.parent / "data"), **(env or {})}
+    return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+
+
+def test_parallel_sweep_runs_jobs_side_by_side_one_device_each(tmp_path):
+    out = tmp_path / "sweep"
+    proc = _sweep(out, "arch=small", "trainer.max_epochs=2", "optim.lr=-1,1e-3,3e-3",
+                  "+callbacks.probe._target_=tests.probes.RecordVisibleDevices",
+                  "+callbacks.probe.folder=${hydra:runtime.output_dir}", env={"CUDA_VISIBLE_DEVICES": "3,5"})
+    assert proc.returncode == 1, proc.stderr[-3000:]  # finished, and says a job failed
+    with open(out / "summary.csv", newline="") as f:
+        rows = {r["job"]: r for r in csv.DictReader(f)}
+    assert rows["0"]["status"].startswith("failed: ConfigError: optim") and (out / "0" / "error.txt").is_file()
+    assert rows["1"]["status"] == rows["2"]["status"] == "completed"  # the failure stopped nothing
+    # jobs 1 and 2 ran at the same time, in two worker processes, each seeing one of the two devices
+    spans = {j: ((out / j / ".hydra" / "config.yaml").stat().st_mtime, (out / j / "results.json").stat().st_mtime)
+             for j in ("1", "2")}
+    assert spans["1"][0] < spans["2"][1] and spans["2"][0] < spans["1"][1], spans
+    devices = {j: (out / j / "devices.txt").read_text().split() for j in ("1", "2")}
+    assert {devices["1"][0], devices["2"][0]} == {"3", "5"} and devices["1"][1] != devices["2"][1]
+
+
+def _claim(folder, slots, gpus, ready, results):
+    from cnnlab.devices import claim_device
+
+    results.put(claim_device(folder, slots, gpus))
+    ready.wait()  # hold the slot until every process has claimed one
+
+
+@pytest.mark.parametrize("slots, gpus, expected", [(2, ["0", "1"], ["0", "1"]), (4, ["5", "7"], ["5", "5", "7", "7"])])
+def test_each_worker_claims_its_own_device(tmp_path, slots, gpus, expected):
+    context = multiprocessing.get_context("fork")
+    ready, results = context.Barrier(slots), context.Queue()
+    workers = [context.Process(target=_claim, args=(tmp_path, slots, gpus, ready, results)) for _ in range(slots)]
+    for w in workers:
+        w.start()
+    claimed = sorted(results.get(timeout=30) for _ in workers)
+    for w in workers:
+        w.join(timeout=30)
+    assert claimed == expected
