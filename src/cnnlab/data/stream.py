@@ -96,12 +96,23 @@ class StreamDataModule(InMemoryDataModule):
     def _loader(self, split: str, shuffle: bool):
         from litdata import StreamingDataLoader
 
-        size = self.batch_size if shuffle else self._eval_batch_size(split)
+        size = self._train_batch_size() if shuffle else self._eval_batch_size(split)
         device = self._device()
         # its own generator: starting the workers would otherwise draw their seeds from the global RNG, so a resumed
         # run would see other dropout masks than the uninterrupted one
         return StreamingDataLoader(self._dataset(split, shuffle), batch_size=size, num_workers=self.workers,
                                    pin_memory=device.type == "cuda", generator=torch.Generator())
+
+    def _train_batch_size(self) -> int:
+        """Training drops each loader worker's last partial batch (litdata's drop_last: equal steps on every rank)."""
+        world = self.trainer.world_size if self.trainer is not None else 1
+        parts = world * max(self.workers, 1)
+        images = self.meta["splits"]["train"]["images"]
+        if images < self.batch_size * parts:
+            raise DataError(f"{self.root / 'train'} has {images:,} images, fewer than one batch for each rank's "
+                            f"loader workers ({self.batch_size} x {world} x {max(self.workers, 1)}); lower "
+                            "data.batch_size or data.workers.")
+        return self.batch_size
 
     def _eval_batch_size(self, split: str) -> int:
         """litdata gives each rank's loader workers whole batches and the remainder to the last: with batches of at most
