@@ -76,7 +76,7 @@ def loader_rate(data_cfg: dict, batches: int = 40) -> float:
 
 def train_rate_and_accuracy(run_dir: Path) -> dict:
     log = (run_dir / "train.log").read_text()
-    rates = [float(r.replace(",", "")) for r in re.findall(r"([\d,]+) img/s", log)]
+    rates = [float(r.replace(",", "")) for r in re.findall(r"train loss .* ([\d,]+) img/s", log)]  # epoch lines
     results = json.loads((run_dir / "results.json").read_text())
     return {"img_per_s_by_epoch": rates, "test_acc": results["test/acc"], "val_acc": results["val/acc"],
             "fit_s": results["time/fit_s"]}

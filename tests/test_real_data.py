@@ -94,3 +94,20 @@ def test_cifar10_folders_train_to_the_same_accuracy(cifar10_both_layouts, train)
     assert from_folder.returncode == 0, from_folder.output[-3000:]
     assert from_python.returncode == 0, from_python.output[-3000:]
     assert abs(from_folder.results()["test/acc"] - from_python.results()["test/acc"]) < 0.015
+
+
+@pytest.mark.skipif(not CIFAR10_JPEG.is_file(), reason="no real CIFAR-10 JPEG copy")
+def test_cifar10_streamed_from_shards_trains_to_the_in_memory_accuracy(cifar10_both_layouts, train, tmp_path):
+    """The JPEG folders written into shards and streamed (decoded in loader workers, chunks reshuffled each epoch)
+    against the same folders in memory: 2 epochs of best_cifar10, test accuracy within 1.5 points."""
+    jpeg, _ = cifar10_both_layouts
+    split = f"data.val_fraction={5000 / 60000}"
+    prepared = train("data=folder", f"data.root={jpeg}", split, f"out={tmp_path / 'shards'}", script="prepare.py",
+                     timeout=600)
+    assert prepared.returncode == 0, prepared.output[-3000:]
+    short = ("experiment=best_cifar10", "trainer.max_epochs=2")
+    in_memory = train(*short, "data=folder", f"data.root={jpeg}", split, timeout=3600)
+    streamed = train(*short, "data=stream", f"data.root={tmp_path / 'shards'}", timeout=3600)
+    assert in_memory.returncode == 0, in_memory.output[-3000:]
+    assert streamed.returncode == 0, streamed.output[-3000:]
+    assert abs(in_memory.results()["test/acc"] - streamed.results()["test/acc"]) < 0.015
