@@ -8,6 +8,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from tests.conftest import ROOT, run_script
 
 FAST = ("search.epochs=2", "+trainer.limit_train_batches=3", "+trainer.limit_val_batches=1")
@@ -92,12 +94,23 @@ def test_bad_space_is_refused(train):
         assert not (run.dir / "study.db").exists()
 
 
-def test_a_storage_that_cannot_be_opened_is_one_sentence(train):
+def test_a_storage_that_cannot_be_opened_is_one_sentence(tmp_path):
+    from hydra import compose, initialize_config_dir
+    from omegaconf import open_dict
+
+    from cnnlab.errors import ConfigError
+    from cnnlab.search.study import Search
+
+    with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
+        cfg = compose("search", ["n_trials=1"])
     for url, fragments in (
         ("sqlite:////no/such/dir/x.db", ["storage=sqlite:////no/such/dir/x.db cannot be opened",
                                          "check that the folder exists"]),
         ("postgresql://me:secret@127.0.0.1:1/x", ["storage=postgresql://me:***@127.0.0.1:1/x cannot be opened"]),
     ):
-        run = train(f"storage={url}", "n_trials=1", script="search.py")
-        assert run.returncode == 2 and "Traceback" not in run.output, run.output[-3000:]
-        assert all(f in run.stderr for f in fragments) and "secret" not in run.output, run.stderr
+        with open_dict(cfg):
+            cfg.storage, cfg.paths.output_dir = url, str(tmp_path)
+        with pytest.raises(ConfigError) as info:
+            Search(cfg).study()
+        message = str(info.value)
+        assert all(f in message for f in fragments) and "secret" not in message and "\n" not in message, message

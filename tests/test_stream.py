@@ -66,6 +66,13 @@ def test_train_from_shards_counts_every_test_image_once(train, digits_shards):
     assert run.results()["test/acc"] > 0.2  # learns: 10 classes, chance is 0.1
     saved = torch.load(run.dir / "checkpoints" / "best.ckpt", weights_only=True)["hyper_parameters"]["data_info"]
     assert saved["name"] == "digits" and saved["shards"] == str(digits_shards)
+    # predict needs no shards: the checkpoint carries the classes and the normalisation
+    image = run.dir / "digit.png"
+    Image.fromarray((torch.rand(8, 8) * 255).byte().numpy()).save(image)
+    predicted = train(f"ckpt_path={run.dir / 'checkpoints' / 'best.ckpt'}", f"input={image}",
+                      f"output={run.dir / 'p.csv'}", script="predict.py")
+    assert predicted.returncode == 0, predicted.output[-3000:]
+    assert (run.dir / "p.csv").read_text().splitlines()[0].startswith("file,predicted,probability,p_0")
 
 
 def test_folder_shards_keep_the_files_and_decode_to_the_same_pixels(tmp_path):
@@ -176,18 +183,6 @@ def test_killed_stream_run_resumes_mid_epoch_with_the_same_result(digits_shards,
     assert resumed.returncode == 0, resumed.output[-3000:]
     for key in ("test/acc", "test/loss", "val/acc", "train_eval/loss"):
         assert resumed.results()[key] == pytest.approx(whole.results()[key], abs=1e-6), key
-
-
-def test_stream_run_predicts_like_its_checkpoint(train, digits_shards, tmp_path):
-    """Predict and export need no shards: the checkpoint carries classes and normalisation."""
-    run = train("data=stream", f"data.root={digits_shards}", "trainer.max_epochs=1")
-    assert run.returncode == 0, run.output[-3000:]
-    image = tmp_path / "digit.png"
-    Image.fromarray((torch.rand(8, 8) * 255).byte().numpy()).save(image)
-    predicted = train(f"ckpt_path={run.dir / 'checkpoints' / 'best.ckpt'}", f"input={image}",
-                      f"output={tmp_path / 'p.csv'}", script="predict.py")
-    assert predicted.returncode == 0, predicted.output[-3000:]
-    assert (tmp_path / "p.csv").read_text().splitlines()[0].startswith("file,predicted,probability,p_0")
 
 
 def test_folder_too_large_for_memory_is_refused_before_decoding(tmp_path):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,7 @@ from cnnlab.data.shards import (
     stats_from_counts,
     write_split,
 )
-from cnnlab.errors import ConfigError, DataError
+from cnnlab.errors import ConfigError
 
 log = logging.getLogger("cnnlab")
 
@@ -48,14 +49,13 @@ def _source(split: Split, files: list[Path] | None) -> Source:
     return Source(labels, files=[str(files[i]) for i in split.x.tolist()])
 
 
-def prepare(cfg: DictConfig) -> Path:
-    """Write the shards of `cfg.data` into `cfg.out`; returns the folder."""
+def _check(cfg: DictConfig) -> tuple[Path, int, int, dict[str, Any]]:
+    """prepare.py's own options and the data config, before anything is read: (out, workers, chunk_mb, data)."""
     if cfg.get("out") in (None, "???"):
         raise ConfigError("prepare.py needs out=FOLDER: where to write the shards (then: python src/train.py "
                           "data=stream data.root=FOLDER).")
     out = Path(str(cfg.out)).expanduser()
     check_out(out)
-    workers = _workers(cfg.get("workers"))
     chunk_mb = cfg.get("chunk_mb", 64)
     if not isinstance(chunk_mb, int) or isinstance(chunk_mb, bool) or chunk_mb < 1:
         raise ConfigError(f"chunk_mb = {chunk_mb!r}; expected a positive number of megabytes per chunk file.")
@@ -65,22 +65,33 @@ def prepare(cfg: DictConfig) -> Path:
                           "(data=folder data.root=PATH, data=cifar10, ...).")
     if data_cfg.get("family") == "folder":
         data_cfg["cache"] = False  # nothing is decoded into memory, so nothing is cached
+    return out, _workers(cfg.get("workers")), chunk_mb, data_cfg
+
+
+def _parts(dm) -> dict[str, Split]:
+    """The splits the in-memory path would make (file indices for a folder: nothing decoded), and train_eval."""
+    if isinstance(dm, FolderDataModule):
+        splits = dm.file_splits()
+    else:
+        dm.setup()
+        splits = dm.splits
+    train_eval = dm.train_eval if dm.train_eval_size is not None else \
+        splits["train"].sample(TRAIN_EVAL_DEFAULT, dm.seed)
+    return {**splits, "train_eval": train_eval}
+
+
+def prepare(cfg: DictConfig) -> Path:
+    """Write the shards of `cfg.data` into `cfg.out`; returns the folder."""
+    out, workers, chunk_mb, data_cfg = _check(cfg)
     dm = make_datamodule(data_cfg, cfg.paths.data_dir)
     files = dm.files if isinstance(dm, FolderDataModule) else None
     store = resolve_store(cfg.get("store", "auto"), files is not None)
     started = time.perf_counter()
-    splits = dm.file_splits() if files is not None else (dm.setup(), dm.splits)[1]
-    train_eval = dm.train_eval if dm.train_eval_size is not None else \
-        splits["train"].sample(TRAIN_EVAL_DEFAULT, dm.seed)
-    parts = {**splits, "train_eval": train_eval}
+    parts = _parts(dm)
     shape = tuple(dm.input_shape)
     auto_stats = files is not None and dm._auto_stats
-    out.mkdir(parents=True, exist_ok=True)
-    partial_dir = out / ".partial"
-    if partial_dir.exists():
-        import shutil
-
-        shutil.rmtree(partial_dir)
+    partial_dir = out / ".partial"  # moved into place when every split is written
+    shutil.rmtree(partial_dir, ignore_errors=True)
     counts, skipped, written = None, [], {}
     try:
         for name in SPLITS:
@@ -88,19 +99,14 @@ def prepare(cfg: DictConfig) -> Path:
             order = np.random.default_rng(cfg.seed).permutation(len(split)) if name == "train" \
                 else np.arange(len(split))  # shuffled once on disk, so that a chunk holds every class
             log.info("writing %s: %s images", name, f"{len(split):,}")
-            n, bad, hist = write_split(partial_dir / name, _source(split, files), order, shape, store,
-                                       auto_stats and name == "train", workers, chunk_mb)
-            written[name] = n
+            written[name], bad, hist = write_split(partial_dir / name, _source(split, files), order, shape, store,
+                                                   auto_stats and name == "train", workers, chunk_mb)
             skipped += [b for b in bad if b not in skipped]  # train_eval repeats training images
             counts = hist if hist is not None else counts
         if skipped and not getattr(dm, "skip_bad_images", False):
             path, reason = skipped[0].split(": ", 1)
-            more = f" ({len(skipped) - 1} more such files)" if len(skipped) > 1 else ""
-            raise DataError(f"{path}: not a readable image ({reason}){more}; fix or remove it, or set "
-                            "data.skip_bad_images=true to skip and count such files.")
+            raise dm._bad_image_error(Path(path), reason, len(skipped))
     except BaseException:
-        import shutil
-
         shutil.rmtree(partial_dir, ignore_errors=True)
         raise
     mean, std = stats_from_counts(counts) if auto_stats else (dm.mean.flatten().tolist(), dm.std.flatten().tolist())
