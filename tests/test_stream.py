@@ -98,6 +98,12 @@ def test_folder_shards_keep_the_files_and_decode_to_the_same_pixels(tmp_path):
     chunk = next((tmp_path / "shards" / "train").glob("chunk-*.bin")).read_bytes()
     png = (tmp_path / "pets" / "cat" / "000.png").read_bytes()
     assert png in chunk  # the file's own bytes, not decoded pixels
+    with open_dict(cfg):
+        cfg.out = str(tmp_path / "again")
+    prepare(cfg)  # the same input gives the same chunks (so the same training order), whichever worker is faster
+    for split in ("train", "val", "test", "train_eval"):
+        chunks = [sorted((tmp_path / out / split).glob("chunk-*.bin")) for out in ("shards", "again")]
+        assert [p.read_bytes() for p in chunks[0]] == [p.read_bytes() for p in chunks[1]], split
 
 
 def test_prepare_names_a_bad_image_and_never_replaces_other_files(tmp_path):

@@ -157,7 +157,8 @@ def write_split(out: Path, source: Source, positions: np.ndarray, shape: tuple[i
     start = "fork" if sys.platform == "linux" else "spawn"
     optimize(partial(_items, source=source, shape=shape, store=store, stats=stats, report_dir=report_dir),
              tasks, output_dir=str(out), chunk_bytes=f"{chunk_mb}MB", num_workers=min(workers, len(tasks)),
-             start_method=start, reorder_files=False, verbose=sys.stderr.isatty(), mode="overwrite")
+             start_method=start, reorder_files=False, keep_data_ordered=True, verbose=sys.stderr.isatty(),
+             mode="overwrite")  # ordered: the same input gives the same chunks, so a rewrite trains the same
     reports = [json.loads(p.read_text()) for p in sorted(report_dir.glob("*.json"))]
     shutil.rmtree(report_dir)
     if len(reports) != len(tasks):
