@@ -161,6 +161,9 @@ def test_bad_shards_are_one_sentence_before_training(digits_shards, tmp_path):
     assert f"{lost / 'val' / 'index.json'} is missing" in error(lost)
     assert "data.class_names" in error(digits_shards, class_names=["cat", "dog"])
     assert "8x8 images" in error(digits_shards, image_size=32)
+    too_few = make_datamodule({"family": "stream", "root": str(digits_shards), "batch_size": 1000}, tmp_path)
+    with pytest.raises(DataError, match=r"1,257 images, fewer than one batch .* \(1000 x 1 x 2\)"):
+        too_few.train_dataloader()
     # through the command line: exit 2, one line, nothing trained
     run = run_script("train.py", tmp_path / "run", "data=stream", f"data.root={cut}")
     assert run.returncode == 2 and "Traceback" not in run.output and str(chunk) in run.stderr

@@ -103,27 +103,29 @@ class StreamDataModule(InMemoryDataModule):
         return StreamingDataLoader(self._dataset(split, shuffle), batch_size=size, num_workers=self.workers,
                                    pin_memory=device.type == "cuda", generator=torch.Generator())
 
+    def _readers(self) -> tuple[int, int]:
+        """(ranks, loader workers per rank): litdata divides each split among all of them."""
+        return (self.trainer.world_size if self.trainer is not None else 1), max(self.workers, 1)
+
     def _train_batch_size(self) -> int:
-        """Training drops each loader worker's last partial batch (litdata's drop_last: equal steps on every rank)."""
-        world = self.trainer.world_size if self.trainer is not None else 1
-        parts = world * max(self.workers, 1)
+        """Training drops the last partial batch (litdata's drop_last: equal steps on every rank)."""
+        world, workers = self._readers()
         images = self.meta["splits"]["train"]["images"]
-        if images < self.batch_size * parts:
+        if images < self.batch_size * world * workers:
             raise DataError(f"{self.root / 'train'} has {images:,} images, fewer than one batch for each rank's "
-                            f"loader workers ({self.batch_size} x {world} x {max(self.workers, 1)}); lower "
-                            "data.batch_size or data.workers.")
+                            f"loader workers ({self.batch_size} x {world} x {workers}); lower data.batch_size or "
+                            "data.workers.")
         return self.batch_size
 
     def _eval_batch_size(self, split: str) -> int:
         """litdata gives each rank's loader workers whole batches and the remainder to the last: with batches of at most
         a share of the split, every rank has one (Lightning needs that) and every image is evaluated exactly once."""
-        world = self.trainer.world_size if self.trainer is not None else 1
-        parts = world * max(self.workers, 1)
+        world, workers = self._readers()
         images = self.meta["splits"][split]["images"]
-        if images < parts:
+        if images < world * workers:
             raise DataError(f"{self.root / split} has {images} images, fewer than ranks x loader workers ({world} x "
-                            f"{max(self.workers, 1)}); use fewer data.workers or ranks, or write more images into it.")
-        return min(self.eval_batch_size, images // parts)
+                            f"{workers}); use fewer data.workers or ranks, or write more images into it.")
+        return min(self.eval_batch_size, images // (world * workers))
 
     def train_dataloader(self):
         # a resumed run: Lightning gives the loader back its state from the checkpoint (the position in the epoch)
