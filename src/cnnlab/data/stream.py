@@ -20,6 +20,9 @@ from cnnlab.errors import ConfigError, DataError
 
 log = logging.getLogger("cnnlab")
 logging.getLogger("litdata").setLevel(logging.WARNING)  # its INFO lines (cache sizes) say nothing about the run
+# evaluation under DDP reads with drop_last off on purpose (every image once); litdata warns about it per loader
+logging.getLogger("litdata.streaming.dataset").addFilter(lambda record: "disabled the `drop_last`" not in
+                                                         record.getMessage())
 
 FIXED_BY_PREPARE = ("protocol", "val_size", "test_size", "classes", "train_size", "train_eval_size")
 
