@@ -20,7 +20,10 @@ def master_address() -> tuple[str, int] | None:
     node = os.environ.get("NODE_RANK")
     if node in (None, "", "0") or "MASTER_ADDR" not in os.environ or "TORCHELASTIC_RUN_ID" in os.environ:
         return None
-    return os.environ["MASTER_ADDR"], int(os.environ.get("MASTER_PORT", 29500))
+    port = os.environ.get("MASTER_PORT", "29500")
+    if not port.isdigit():
+        raise ConfigError(f"MASTER_PORT={port!r}; expected the master's port number, e.g. MASTER_PORT=29500.")
+    return os.environ["MASTER_ADDR"], int(port)
 
 
 def wait_for_master(num_nodes: int, timeout_s: float) -> None:
