@@ -103,8 +103,10 @@ class FolderDataModule(InMemoryDataModule):
         if max_memory_gb is not None and (not isinstance(max_memory_gb, int | float) or isinstance(max_memory_gb, bool)
                                           or max_memory_gb <= 0):
             raise ConfigError(f"data.max_memory_gb = {max_memory_gb!r}; expected a positive number of GiB, or null "
-                              "(half of this machine's memory).")
-        self.max_memory_gb = max_memory_gb or memory_gib() / 2
+                              "(a quarter of this machine's memory).")
+        # loading holds the images twice for a moment (decoded, then gathered into the splits): a quarter of the
+        # memory leaves the other half for that, the network and the rest of the process
+        self.max_memory_gb = max_memory_gb or memory_gib() / 4
         self._auto_stats = kwargs.get("mean") is None or kwargs.get("std") is None
         self.files, self.labels, self.split_of, self.all_class_names = self._scan()
         self.input_shape = self._shape()
@@ -253,7 +255,13 @@ class FolderDataModule(InMemoryDataModule):
         if bad:
             log.warning("skipped %d unreadable image(s) (data.skip_bad_images=true); the first: %s", bad,
                         decoded.first_error)
-        splits = self._parts(torch.from_numpy(decoded.x), np.flatnonzero(decoded.ok))
+        # the splits are cut as indices first, then each is gathered once from the decoded array, which is let go
+        # (with the cache's copy) before the statistics: the peak is the data set twice, not three times
+        x, ok, self._cache_hit = torch.from_numpy(decoded.x), decoded.ok, None
+        del decoded
+        splits = {k: Split(x[v.x], v.y) for k, v in
+                  self._parts(torch.arange(len(self.files)), np.flatnonzero(ok)).items()}
+        del x  # before the statistics, which copy one channel of the training images at a time
         if self._auto_stats:  # from the training split, stored in checkpoints with the rest of info()
             mean, std = channel_stats(splits["train"].x)
             self.mean, self.std = mean.view(1, -1, 1, 1), std.clamp_min(1e-3).view(1, -1, 1, 1)

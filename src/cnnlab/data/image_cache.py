@@ -14,7 +14,7 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -86,10 +86,11 @@ def _chunks(paths: Sequence[Path], workers: int) -> list[Sequence[Path]]:
     return [paths[i:i + size] for i in range(0, len(paths), size)]
 
 
-def _parallel(fn, paths: Sequence[Path], workers: int, what: str, *args) -> list:
-    """fn over chunks of paths in `workers` processes (in this process when 1), with a progress line."""
+def _parallel(fn, paths: Sequence[Path], workers: int, what: str, *args) -> Iterator:
+    """fn over chunks of paths in `workers` processes (in this process when 1), with a progress line; the results
+    come in order as they are ready, so that a caller can use each and let it go (decoded pixels are large)."""
     chunks = _chunks(paths, workers)
-    start, done, results = time.perf_counter(), 0, []
+    start, done = time.perf_counter(), 0
     show = sys.stderr.isatty()
     if workers <= 1 or len(chunks) == 1:
         mapped = (fn(chunk, *args) for chunk in chunks)
@@ -102,7 +103,7 @@ def _parallel(fn, paths: Sequence[Path], workers: int, what: str, *args) -> list
         mapped = pool.map(fn, chunks, *([a] * len(chunks) for a in args))
     try:
         for chunk, result in zip(chunks, mapped):
-            results.append(result)
+            yield result
             done += len(chunk)
             if show:
                 print(f"\r{what}: {done:,}/{len(paths):,} images", end="", file=sys.stderr, flush=True)
@@ -113,7 +114,6 @@ def _parallel(fn, paths: Sequence[Path], workers: int, what: str, *args) -> list
         print(file=sys.stderr)
     log.info("%s: %d images in %.1f s (%d worker%s)", what, len(paths), time.perf_counter() - start, workers,
              "s" if workers > 1 else "")
-    return results
 
 
 def probe_all(paths: Sequence[Path], workers: int) -> list[tuple[tuple[int, int], int] | str]:
@@ -121,12 +121,11 @@ def probe_all(paths: Sequence[Path], workers: int) -> list[tuple[tuple[int, int]
 
 
 def decode_all(paths: Sequence[Path], shape: tuple[int, int, int], workers: int) -> Decoded:
-    parts = _parallel(_decode_many, paths, workers, "decoding", shape)
     x = np.empty((len(paths), *shape), dtype=np.uint8)  # channels-first for the network, filled part by part
     ok = np.zeros(len(paths), dtype=bool)
     first_error, start = "", 0
-    while parts:
-        pixels, good, error = parts.pop(0)  # each decoded part (Pillow's channels-last) is freed once copied
+    for pixels, good, error in _parallel(_decode_many, paths, workers, "decoding", shape):
+        # each decoded part (Pillow's channels-last) is copied in as it arrives and then freed
         x[start:start + len(good)] = pixels.transpose(0, 3, 1, 2)
         ok[start:start + len(good)] = good
         first_error, start = first_error or error, start + len(good)
