@@ -3,6 +3,7 @@
     python bench/stream.py cifar --jpeg DATA/cifar10_jpeg [--epochs 2]   # shards time, loader and training img/s,
                                                                         # accuracy after best_cifar10's first epochs
     python bench/stream.py memory [--sizes 20000 200000]                 # peak memory of a run as the data grows
+    python bench/stream.py folder-peak --root DIR                        # data=folder's peak while loading DIR
 
 `cifar`: writes the shards of the CIFAR-10 JPEG folders with `src/prepare.py` (timed, whole command), measures
 images per second of each training loader alone (batches as the network gets them: decoded, augmented, normalised),
@@ -192,10 +193,35 @@ def memory(sizes: list[int], work: Path, steps: int = 100) -> dict:
     return out
 
 
+def folder_peak(root: Path) -> dict:
+    """Peak memory (PSS, this process) while `data=folder` loads a folder into memory, against what it then holds."""
+    from cnnlab.data import make_datamodule
+
+    peak, done = [0], threading.Event()
+
+    def sample():
+        while not done.is_set():
+            peak[0] = max(peak[0], tree_memory(os.getpid())[0])
+            time.sleep(0.05)
+
+    sampler = threading.Thread(target=sample)
+    base = tree_memory(os.getpid())[0]
+    sampler.start()
+    dm = make_datamodule({"family": "folder", "root": str(root), "cache": False, "val_fraction": 0.05,
+                          "test_fraction": 0.05}, ROOT / "data")
+    dm.setup()
+    done.set()
+    sampler.join()
+    held = sum(s.x.nbytes for s in dm.splits.values())
+    return {"base_mb": base / 2**20, "peak_above_base_mb": (peak[0] - base) / 2**20, "held_mb": held / 2**20,
+            "peak_over_held": (peak[0] - base) / held}
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("mode", choices=["cifar", "memory"])
+    parser.add_argument("mode", choices=["cifar", "memory", "folder-peak"])
     parser.add_argument("--jpeg", type=Path, help="the CIFAR-10 JPEG folders (train/ and test/)")
+    parser.add_argument("--root", type=Path, help="folder-peak: an image folder to load in memory")
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--batch-size", type=int, default=512, help="cifar: best_cifar10's batch")
     parser.add_argument("--sizes", type=int, nargs="+", default=[20_000, 200_000])
@@ -209,9 +235,13 @@ def main(argv: list[str] | None = None) -> dict:
             if args.jpeg is None:
                 parser.error("cifar needs --jpeg DIR (the CIFAR-10 JPEG folders)")
             result = cifar(args.jpeg.resolve(), args.epochs, work, args.batch_size)
+        elif args.mode == "folder-peak":
+            if args.root is None:
+                parser.error("folder-peak needs --root DIR (an image folder)")
+            result = folder_peak(args.root.resolve())
         else:
             result = memory(args.sizes, work, args.steps)
-    out = args.out or Path(__file__).with_name(f"stream_{args.mode}.json")
+    out = args.out or Path(__file__).with_name(f"stream_{args.mode.replace('-', '_')}.json")
     out.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))
     return result
