@@ -81,35 +81,51 @@ def test_two_workers_share_one_sqlite_study(tmp_path):
     assert all(t.state.is_finished() for t in study.trials)
 
 
-def test_bad_space_is_refused(train):
-    for overrides, fragment in (
+def _search_config(out_dir, *overrides):
+    """The search config as src/search.py composes it, writing into out_dir (for checks that need no process)."""
+    from hydra import compose, initialize_config_dir
+    from omegaconf import open_dict
+
+    with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
+        cfg = compose("search", list(overrides))
+    with open_dict(cfg):
+        cfg.paths.output_dir = str(out_dir)
+    return cfg
+
+
+def test_bad_space_is_refused(train, tmp_path):
+    from cnnlab.errors import ConfigError
+    from cnnlab.search.study import run_search
+
+    for k, (overrides, fragment) in enumerate((
         (("search.blocks.low=5",), "search.blocks: low 5 must be <= high 3"),
         (("+search.depth=3",), "unknown keys ['depth']"),
         (("search.width=[]",), "search.width = []"),
         (("objectives=[params]",), "objectives = ['params']"),
-        (("n_trials=0",), "n_trials = 0"),
-    ):
-        run = train(*overrides, script="search.py")
-        assert run.returncode == 2 and fragment in run.stderr and "Traceback" not in run.output, run.stderr
-        assert not (run.dir / "study.db").exists()
+    )):
+        with pytest.raises(ConfigError) as info:
+            run_search(_search_config(tmp_path / str(k), *overrides))
+        assert fragment in str(info.value)
+        assert not (tmp_path / str(k) / "study.db").exists()
+    run = train("n_trials=0", script="search.py")  # and through the command line: exit 2, one line
+    assert run.returncode == 2 and "n_trials = 0" in run.stderr and "Traceback" not in run.output, run.stderr
+    assert not (run.dir / "study.db").exists()
 
 
 def test_a_storage_that_cannot_be_opened_is_one_sentence(tmp_path):
-    from hydra import compose, initialize_config_dir
     from omegaconf import open_dict
 
     from cnnlab.errors import ConfigError
     from cnnlab.search.study import Search
 
-    with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
-        cfg = compose("search", ["n_trials=1"])
+    cfg = _search_config(tmp_path, "n_trials=1")
     for url, fragments in (
         ("sqlite:////no/such/dir/x.db", ["storage=sqlite:////no/such/dir/x.db cannot be opened",
                                          "check that the folder exists"]),
         ("postgresql://me:secret@127.0.0.1:1/x", ["storage=postgresql://me:***@127.0.0.1:1/x cannot be opened"]),
     ):
         with open_dict(cfg):
-            cfg.storage, cfg.paths.output_dir = url, str(tmp_path)
+            cfg.storage = url
         with pytest.raises(ConfigError) as info:
             Search(cfg).study()
         message = str(info.value)
