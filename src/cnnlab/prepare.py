@@ -4,7 +4,6 @@ into litdata shards that `data=stream` trains from, with the same splits the in-
 from __future__ import annotations
 
 import logging
-import os
 import shutil
 import time
 from pathlib import Path
@@ -16,6 +15,7 @@ from omegaconf import DictConfig, OmegaConf
 from cnnlab.data import make_datamodule
 from cnnlab.data.base import Split
 from cnnlab.data.folder import FolderDataModule
+from cnnlab.data.image_cache import worker_count
 from cnnlab.data.shards import (
     META,
     SPLITS,
@@ -32,14 +32,6 @@ from cnnlab.errors import ConfigError
 log = logging.getLogger("cnnlab")
 
 TRAIN_EVAL_DEFAULT = 10_000  # images in the training-error split when the data config does not say
-
-
-def _workers(value: Any) -> int:
-    if value is None:
-        return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ConfigError(f"workers = {value!r}; expected a positive integer or null (all cores).")
-    return value
 
 
 def _source(split: Split, files: list[Path] | None) -> Source:
@@ -65,7 +57,7 @@ def _check(cfg: DictConfig) -> tuple[Path, int, int, dict[str, Any]]:
                           "(data=folder data.root=PATH, data=cifar10, ...).")
     if data_cfg.get("family") == "folder":
         data_cfg["cache"] = False  # nothing is decoded into memory, so nothing is cached
-    return out, _workers(cfg.get("workers")), chunk_mb, data_cfg
+    return out, worker_count(cfg.get("workers"), "workers"), chunk_mb, data_cfg
 
 
 def _parts(dm) -> dict[str, Split]:

@@ -170,12 +170,14 @@ def write_split(out: Path, source: Source, positions: np.ndarray, shape: tuple[i
 
 
 def stats_from_counts(counts: np.ndarray) -> tuple[list[float], list[float]]:
-    """Per-channel mean and sample standard deviation on the 0..1 scale from 256-bin histograms (exact)."""
-    values = np.arange(256, dtype=np.float64) / 255
-    n = counts[0].sum()
-    mean = (counts * values).sum(1) / n
-    var = (counts * (values - mean[:, None]) ** 2).sum(1) / max(n - 1, 1)
-    return mean.tolist(), np.maximum(np.sqrt(var), 1e-3).tolist()
+    """Per-channel mean and sample standard deviation on the 0..1 scale from the writers' 256-bin histograms (exact),
+    the standard deviation at least 1e-3 as data=folder's."""
+    import torch
+
+    from cnnlab.data.folder import histogram_stats
+
+    mean, std = histogram_stats(torch.from_numpy(counts))
+    return mean.tolist(), std.clamp_min(1e-3).tolist()
 
 
 def check_out(out: Path) -> None:
