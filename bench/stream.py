@@ -150,25 +150,39 @@ def tree_memory(pid: int) -> tuple[int, int]:
     return total, anon
 
 
+class PeakMemory:
+    """`with PeakMemory(pid, every_s) as peak:` samples `tree_memory(pid)` in a thread; `peak.pss` and `peak.anon` are
+    the largest seen (bytes)."""
+
+    def __init__(self, pid: int, every_s: float):
+        self.pid, self.every_s, self.pss, self.anon = pid, every_s, 0, 0
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._sample)
+
+    def _sample(self) -> None:
+        while not self._done.is_set():
+            pss, anon = tree_memory(self.pid)
+            self.pss, self.anon = max(self.pss, pss), max(self.anon, anon)
+            time.sleep(self.every_s)
+
+    def __enter__(self) -> PeakMemory:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._done.set()
+        self._thread.join()
+
+
 def peak_memory(*overrides: str) -> dict:
     proc = subprocess.Popen([sys.executable, str(ROOT / "src" / "train.py"), *overrides], cwd=ROOT,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    peaks = [0, 0]
-
-    def sample():
-        while proc.poll() is None:
-            rss, anon = tree_memory(proc.pid)
-            peaks[0], peaks[1] = max(peaks[0], rss), max(peaks[1], anon)
-            time.sleep(0.1)
-
-    sampler = threading.Thread(target=sample)
     start = time.perf_counter()
-    sampler.start()
-    _, err = proc.communicate()
-    sampler.join()
+    with PeakMemory(proc.pid, 0.1) as peak:
+        _, err = proc.communicate()
     if proc.returncode != 0:
         raise SystemExit(f"train.py {' '.join(overrides)} failed:\n{err[-3000:]}")
-    return {"peak_pss_mb": peaks[0] / 2**20, "peak_pss_anon_mb": peaks[1] / 2**20,
+    return {"peak_pss_mb": peak.pss / 2**20, "peak_pss_anon_mb": peak.anon / 2**20,
             "seconds": time.perf_counter() - start}
 
 
@@ -197,24 +211,14 @@ def folder_peak(root: Path) -> dict:
     """Peak memory (PSS, this process) while `data=folder` loads a folder into memory, against what it then holds."""
     from cnnlab.data import make_datamodule
 
-    peak, done = [0], threading.Event()
-
-    def sample():
-        while not done.is_set():
-            peak[0] = max(peak[0], tree_memory(os.getpid())[0])
-            time.sleep(0.05)
-
-    sampler = threading.Thread(target=sample)
     base = tree_memory(os.getpid())[0]
-    sampler.start()
-    dm = make_datamodule({"family": "folder", "root": str(root), "cache": False, "val_fraction": 0.05,
-                          "test_fraction": 0.05}, ROOT / "data")
-    dm.setup()
-    done.set()
-    sampler.join()
+    with PeakMemory(os.getpid(), 0.05) as peak:
+        dm = make_datamodule({"family": "folder", "root": str(root), "cache": False, "val_fraction": 0.05,
+                              "test_fraction": 0.05}, ROOT / "data")
+        dm.setup()
     held = sum(s.x.nbytes for s in dm.splits.values())
-    return {"base_mb": base / 2**20, "peak_above_base_mb": (peak[0] - base) / 2**20, "held_mb": held / 2**20,
-            "peak_over_held": (peak[0] - base) / held}
+    return {"base_mb": base / 2**20, "peak_above_base_mb": (peak.pss - base) / 2**20, "held_mb": held / 2**20,
+            "peak_over_held": (peak.pss - base) / held}
 
 
 def main(argv: list[str] | None = None) -> dict:

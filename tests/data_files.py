@@ -104,3 +104,18 @@ def write_fer(root: Path, variant: str = "fer2013", rows: list | None = None) ->
     if variant == "pair":
         return write("test.csv", ["emotion", "pixels"], test)
     return write("test.csv", ["pixels"], [(p,) for _, p in test])
+
+
+def image_label_counts(images_and_labels) -> dict[tuple[bytes, int], int]:
+    """(pixels, label) -> how many times, over (uint8 tensor, label) pairs: an order-free fingerprint of a split."""
+    counts: dict[tuple[bytes, int], int] = {}
+    for x, y in images_and_labels:
+        key = (x.numpy().tobytes(), int(y))
+        counts[key] = counts.get(key, 0) + 1
+    return counts
+
+
+def split_counts(split) -> dict[tuple[bytes, int], int]:
+    """`image_label_counts` of an in-memory split."""
+    return image_label_counts(zip(split.x, split.y.tolist()))
+

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ROOT
+from tests.test_scale import sweep
 from tests.test_stream import digits_shards  # noqa: F401 - the shards fixture
 from tests.test_train_cli import read_confusion
 
@@ -67,17 +68,12 @@ def test_a_node_that_cannot_reach_its_master_stops_in_one_sentence(tmp_path):
     assert time.monotonic() - start < 60
 
 
-def _sweep(sweep_dir: Path, *overrides: str, env=None) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "src/train.py", "-m", "hydra/launcher=parallel", *overrides, f"hydra.sweep.dir={sweep_dir}"]
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "CNNLAB_DATA_DIR": str(sweep_dir.parent / "data"), **(env or {})}
-    return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
-
-
 def test_parallel_sweep_runs_jobs_side_by_side_one_device_each(tmp_path):
     out = tmp_path / "sweep"
-    proc = _sweep(out, "arch=small", "trainer.max_epochs=2", "optim.lr=-1,1e-3,3e-3",
-                  "+callbacks.probe._target_=tests.probes.RecordVisibleDevices",
-                  "+callbacks.probe.folder=${hydra:runtime.output_dir}", env={"CUDA_VISIBLE_DEVICES": "3,5"})
+    proc = sweep(out, "hydra/launcher=parallel", "arch=small", "trainer.max_epochs=2", "optim.lr=-1,1e-3,3e-3",
+                 "+callbacks.probe._target_=tests.probes.RecordVisibleDevices",
+                 "+callbacks.probe.folder=${hydra:runtime.output_dir}",
+                 env={"CUDA_VISIBLE_DEVICES": "3,5", "PYTHONPATH": str(ROOT)})
     assert proc.returncode == 1, proc.stderr[-3000:]  # finished, and says a job failed
     with open(out / "summary.csv", newline="") as f:
         rows = {r["job"]: r for r in csv.DictReader(f)}

@@ -10,6 +10,7 @@ import torch
 
 from cnnlab.data import make_datamodule
 from tests.conftest import ROOT
+from tests.data_files import split_counts
 
 SHARED = Path(os.environ.get("CNNLAB_SHARED_DATA", ROOT.parent / "shared" / "data"))
 pytestmark = pytest.mark.slow
@@ -56,15 +57,6 @@ def cifar10_both_layouts(tmp_path_factory):
     return root / "jpeg", root / "python"
 
 
-def _pairs(split) -> dict[tuple[bytes, int], int]:
-    """(pixels, label) -> how many times: an order-free fingerprint of a split."""
-    counts: dict[tuple[bytes, int], int] = {}
-    for x, y in zip(split.x, split.y.tolist()):
-        key = (x.numpy().tobytes(), y)
-        counts[key] = counts.get(key, 0) + 1
-    return counts
-
-
 @pytest.mark.skipif(not CIFAR10_JPEG.is_file(), reason="no real CIFAR-10 JPEG copy")
 def test_cifar10_folders_read_the_same_pixels_and_labels_as_the_python_layout(cifar10_both_layouts):
     jpeg, python = cifar10_both_layouts
@@ -75,11 +67,11 @@ def test_cifar10_folders_read_the_same_pixels_and_labels_as_the_python_layout(ci
     assert {k: len(v) for k, v in folder.splits.items()} == {"train": 45_000, "val": 5_000, "test": 10_000}
     reference = make_datamodule({"family": "cifar10", "download": False, "val_size": 5000}, python)
     reference.setup()
-    assert _pairs(folder.splits["test"]) == _pairs(reference.splits["test"])
+    assert split_counts(folder.splits["test"]) == split_counts(reference.splits["test"])
     from cnnlab.data.base import Split
 
     both = Split.concat([folder.splits["train"], folder.splits["val"]])
-    assert _pairs(both) == _pairs(Split.concat([reference.splits["train"], reference.splits["val"]]))
+    assert split_counts(both) == split_counts(Split.concat([reference.splits["train"], reference.splits["val"]]))
 
 
 @pytest.mark.skipif(not CIFAR10_JPEG.is_file(), reason="no real CIFAR-10 JPEG copy")

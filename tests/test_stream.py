@@ -13,6 +13,7 @@ from PIL import Image
 from cnnlab.data import make_datamodule
 from cnnlab.errors import ConfigError, DataError
 from tests.conftest import ROOT, compose_train, run_script
+from tests.data_files import image_label_counts, split_counts
 from tests.test_folder import CLASSES, write_images
 
 DIGITS_SPLITS = {"train": 1257, "val": 180, "test": 360}
@@ -29,22 +30,8 @@ def digits_shards(tmp_path_factory):
 
 def _items(root, split):
     """(pixels, label) -> count, read back through the stream's own dataset and decoder."""
-    dm = make_datamodule({"family": "stream", "root": str(root)}, root)
-    dataset = dm._dataset(split, shuffle=False)
-    counts = {}
-    for i in range(len(dataset)):
-        x, y, _ = dataset[i]
-        key = (x.numpy().tobytes(), int(y))
-        counts[key] = counts.get(key, 0) + 1
-    return counts
-
-
-def _pairs(split):
-    counts = {}
-    for x, y in zip(split.x, split.y.tolist()):
-        key = (x.numpy().tobytes(), y)
-        counts[key] = counts.get(key, 0) + 1
-    return counts
+    dataset = make_datamodule({"family": "stream", "root": str(root)}, root)._dataset(split, shuffle=False)
+    return image_label_counts(dataset[i][:2] for i in range(len(dataset)))
 
 
 def test_shards_hold_the_in_memory_splits(digits_shards):
@@ -54,7 +41,7 @@ def test_shards_hold_the_in_memory_splits(digits_shards):
     memory = make_datamodule(dict(compose_train().data), digits_shards)
     memory.setup()
     for split in DIGITS_SPLITS:
-        assert _items(digits_shards, split) == _pairs(memory.splits[split]), split
+        assert _items(digits_shards, split) == split_counts(memory.splits[split]), split
     assert meta["mean"] == pytest.approx(memory.mean.flatten().tolist())
 
 
@@ -92,7 +79,7 @@ def test_folder_shards_keep_the_files_and_decode_to_the_same_pixels(tmp_path):
                              tmp_path)
     folder.setup()
     for split in ("train", "val", "test"):
-        assert _items(tmp_path / "shards", split) == _pairs(folder.splits[split]), split
+        assert _items(tmp_path / "shards", split) == split_counts(folder.splits[split]), split
     assert meta["mean"] == pytest.approx(folder.mean.flatten().tolist(), abs=1e-6)
     assert meta["std"] == pytest.approx(folder.std.flatten().tolist(), abs=1e-6)
     chunk = next((tmp_path / "shards" / "train").glob("chunk-*.bin")).read_bytes()
