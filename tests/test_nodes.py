@@ -68,6 +68,19 @@ def test_a_node_that_cannot_reach_its_master_stops_in_one_sentence(tmp_path):
     assert time.monotonic() - start < 60
 
 
+def test_a_master_port_that_is_not_a_number_is_one_sentence(monkeypatch):
+    from cnnlab.errors import ConfigError
+    from cnnlab.nodes import wait_for_master
+
+    monkeypatch.setenv("NODE_RANK", "1")
+    monkeypatch.setenv("MASTER_ADDR", "127.0.0.1")
+    monkeypatch.setenv("MASTER_PORT", "29x00")
+    monkeypatch.delenv("TORCHELASTIC_RUN_ID", raising=False)
+    with pytest.raises(ConfigError, match="MASTER_PORT='29x00'; expected the master's port number"):
+        wait_for_master(2, 1)
+    wait_for_master(1, 1)  # one node: nothing to wait for, whatever the environment says
+
+
 def test_parallel_sweep_runs_jobs_side_by_side_one_device_each(tmp_path):
     out = tmp_path / "sweep"
     proc = sweep(out, "hydra/launcher=parallel", "arch=small", "trainer.max_epochs=2", "optim.lr=-1,1e-3,3e-3",

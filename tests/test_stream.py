@@ -195,7 +195,7 @@ def test_folder_too_large_for_memory_is_refused_before_decoding(tmp_path):
         make_datamodule({"family": "folder", "root": str(tmp_path / "pets"), "max_memory_gb": -1}, tmp_path)
 
 
-def test_prepare_of_a_stream_or_without_out_is_refused(digits_shards):
+def test_prepare_refuses_a_stream_no_out_and_bad_options(digits_shards):
     from omegaconf import OmegaConf, open_dict
 
     from cnnlab.prepare import prepare
@@ -210,3 +210,15 @@ def test_prepare_of_a_stream_or_without_out_is_refused(digits_shards):
         cfg.out = "???"
     with pytest.raises(ConfigError, match="needs out=FOLDER"):
         prepare(cfg)
+    for key, value, message in (("store", "zip", "store = 'zip'; expected auto"),
+                                ("store", "encoded", "store=encoded keeps image files as found"),
+                                ("chunk_mb", 0, "chunk_mb = 0; expected a positive number"),
+                                ("workers", 0, "workers = 0; expected a positive integer or null")):
+        bad = compose_train()
+        with open_dict(bad):
+            bad.data = OmegaConf.create({"family": "digits"})
+            bad.out, bad.store, bad.workers, bad.chunk_mb = str(digits_shards.parent / "x"), "auto", 1, 1
+            bad[key] = value
+        with pytest.raises(ConfigError, match=message):
+            prepare(bad)
+
