@@ -42,6 +42,7 @@ def step_seconds(net: torch.nn.Module, shape, batch: int, channels_last: bool, r
 def main(argv: list[str] | None = None) -> list[dict]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--arch", default="cifar_fast")
+    parser.add_argument("--width", type=float, default=1.0, help="arch.width: x every C and FC layer's outputs")
     parser.add_argument("--input", type=int, nargs=3, default=[3, 32, 32])
     parser.add_argument("--classes", type=int, default=10)
     parser.add_argument("--batch", type=int, nargs="+", default=[256, 512, 1024])
@@ -50,8 +51,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
     from overhead import train_config
 
     from cnnlab.layers import build_network
+    from cnnlab.run import arch_layers
 
-    layers = train_config(f"arch={args.arch}").arch.layers
+    layers = arch_layers(train_config(f"arch={args.arch}", f"arch.width={args.width}").arch)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, arch {args.arch}, input {args.input}")
     rows = []
     for channels_last in (True, False):

@@ -1,4 +1,5 @@
-"""Weight averaging that trains, not only evaluates: airbench's lookahead (`callbacks=lookahead`).
+"""Weight averaging: an exponential moving average of the weights (`callbacks=ema`) and airbench's lookahead
+(`callbacks=lookahead`), which is the same average that the model jumps to.
 
 Built on Lightning's `WeightAveraging` (an `AveragedModel` of weights and batch-norm statistics, saved in and
 restored from checkpoints, swapped in for validation, copied into the model when training ends). Lookahead adds
@@ -14,19 +15,24 @@ from pytorch_lightning.callbacks import WeightAveraging
 from cnnlab.errors import ConfigError
 
 
-class Lookahead(WeightAveraging):
-    """Every `every` steps: average <- lerp(average, model, 1 - d), then model <- average, where the decay
-    d = `decay` x (step / total steps) ** `power` grows from 0 (no averaging early on) to `decay` at the end."""
+class EMA(WeightAveraging):
+    """Every `every` steps: average <- lerp(average, model, 1 - d), where the decay d = `decay` x (step / total
+    steps) ** `power` (power 0: constant; 3: from 0, no averaging early on, to `decay` at the end). With `jump`,
+    the model then jumps to the average (lookahead). Validation, checkpoints and the final model use the average."""
 
-    def __init__(self, every: int = 5, decay: float = 0.95**5, power: float = 3.0):
+    key = "callbacks.ema"
+
+    def __init__(self, every: int = 5, decay: float = 0.9, power: float = 0.0, jump: bool = False):
         if not isinstance(every, int) or isinstance(every, bool) or every < 1:
-            raise ConfigError(f"callbacks.lookahead.every = {every!r}; expected a positive number of steps.")
-        if not isinstance(decay, int | float) or not 0 <= decay < 1:
-            raise ConfigError(f"callbacks.lookahead.decay = {decay!r}; expected a number 0 <= decay < 1.")
-        if not isinstance(power, int | float) or power < 0:
-            raise ConfigError(f"callbacks.lookahead.power = {power!r}; expected a number >= 0.")
+            raise ConfigError(f"{self.key}.every = {every!r}; expected a positive number of steps.")
+        if isinstance(decay, bool) or not isinstance(decay, int | float) or not 0 <= decay < 1:
+            raise ConfigError(f"{self.key}.decay = {decay!r}; expected a number 0 <= decay < 1.")
+        if isinstance(power, bool) or not isinstance(power, int | float) or power < 0:
+            raise ConfigError(f"{self.key}.power = {power!r}; expected a number >= 0.")
+        if not isinstance(jump, bool):
+            raise ConfigError(f"{self.key}.jump = {jump!r}; expected true (lookahead) or false.")
         super().__init__(use_buffers=True)
-        self.every, self.decay, self.power = every, decay, power
+        self.every, self.decay, self.power, self.jump = every, decay, power, jump
         self._weight = 1.0  # of the model in the next update: 1 - the decay at that step
         self._total, self._updates = 1, 0
         self._all: tuple[list[torch.Tensor], list[torch.Tensor]] = ([], [])  # (average, model): every tensor
@@ -51,7 +57,7 @@ class Lookahead(WeightAveraging):
                            batch_idx: int) -> None:
         """WeightAveraging's update without AveragedModel.update_parameters, which reads its update count from the
         device at every update (a sync on a GPU): all floating-point tensors in one foreach lerp (integer counters
-        are left alone), the first update a copy, as AveragedModel does; then the model jumps to the average."""
+        are left alone), the first update a copy, as AveragedModel does; then, with `jump`, the model jumps to it."""
         if trainer.global_step <= self._latest_update_step or not self.should_update(step_idx=trainer.global_step - 1):
             return
         with torch.no_grad():
@@ -60,6 +66,16 @@ class Lookahead(WeightAveraging):
             else:
                 torch._foreach_lerp_(*self._floats, self._weight)
             self._average_model.n_averaged += 1  # on the device, for checkpoints
-            torch._foreach_copy_(*reversed(self._all))
+            if self.jump:
+                torch._foreach_copy_(*reversed(self._all))
         self._updates += 1
         self._latest_update_step = trainer.global_step
+
+
+class Lookahead(EMA):
+    """airbench's lookahead: the EMA with its decay growing as 0.95^5 x progress^3, and the model jumping to it."""
+
+    key = "callbacks.lookahead"
+
+    def __init__(self, every: int = 5, decay: float = 0.95**5, power: float = 3.0):
+        super().__init__(every=every, decay=decay, power=power, jump=True)

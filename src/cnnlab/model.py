@@ -19,6 +19,8 @@ from torchmetrics.classification import MulticlassConfusionMatrix
 
 from cnnlab.errors import ConfigError
 from cnnlab.layers import build_network
+from cnnlab.mixing import Mixer, check_mix
+from cnnlab.optim import MATRIX, wants_matrices
 from cnnlab.schedules import is_per_step
 from cnnlab.tta import check_views, vote
 
@@ -108,19 +110,30 @@ class LayerListClassifier(pl.LightningModule):
         channels_last: bool = False,
         compile: bool | str = False,
         compile_mode: str | None = None,
+        mixup: dict[str, float] | None = None,
+        cutmix: dict[str, float] | None = None,
+        tta_shift: int = 2,
     ):
         super().__init__()
         # in checkpoints; the loggers get the whole run config from cnnlab.dashboards instead of these arguments
         self.save_hyperparameters(ignore=["optimizer", "scheduler"], logger=False)
         self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
         self.tta_views = check_views(tta)
+        if isinstance(tta_shift, bool) or not isinstance(tta_shift, int) or tta_shift < 1:
+            raise ConfigError(f"model.tta_shift = {tta_shift!r}; expected pixels, a positive integer (the shift of "
+                              "the corner views of model.tta=[..., crops]).")
         if isinstance(bn_bias_lr_scale, bool) or not isinstance(bn_bias_lr_scale, int | float) or bn_bias_lr_scale <= 0:
             raise ConfigError(f"model.bn_bias_lr_scale = {bn_bias_lr_scale!r}; expected a number > 0 (1: the same "
                               "learning rate as every other parameter; airbench uses 64).")
         self._backend = check_compile(compile, compile_mode)
         classes = len(data_info["class_names"])
         self.net = build_network(layers, tuple(data_info["input_shape"]), classes)
+        if wants_matrices(optimizer) and not self.net.matrix_weights():
+            raise ConfigError("optim=muon orthogonalises the weights of C and FC layers, and this layer list has none "
+                              "that train (T, biases, batch norm and frozen or whitening kernels are not for Muon); "
+                              "add a C or FC layer, or choose another optimizer (optim=sgd, optim=adam).")
         self.criterion = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
+        self.mixer = Mixer(classes, check_mix(mixup, "model.mixup"), check_mix(cutmix, "model.cutmix"))
         # every metric is a torchmetrics state, reduced across ranks at a point all ranks reach together
         # (epoch-level self.log(sync_dist=True) syncs lazily, e.g. from rank 0's progress bar, and deadlocks DDP)
         self.stats = nn.ModuleDict({f"{s}_": RunningStats() for s in ("train", *VAL_SPLITS, *EVAL_SPLITS)})
@@ -158,10 +171,17 @@ class LayerListClassifier(pl.LightningModule):
     # --- steps -------------------------------------------------------------------------------------
     def _step(self, batch, split: str) -> torch.Tensor:
         x, y = batch
+        target = y
+        if split == "train" and self.mixer:
+            x, target = self.mixer(x, y)  # mixed probabilities, or the labels for a batch left as it is
         # test-time augmentation on the test split only: validation and the training-set report stay one view
-        logits = vote(self, x, self.tta_views) if split == "test" and self.tta_views else self(x)
-        loss = self.criterion(logits, y)
-        self.stats[f"{split}_"].update(logits, y, loss)  # metrics update under no_grad: nothing to detach
+        if split == "test" and self.tta_views:
+            logits = vote(self, x, self.tta_views, self.hparams.get("tta_shift", 2))
+        else:
+            logits = self(x)
+        loss = self.criterion(logits, target)
+        # a mixed batch is scored against each image's larger share; under no_grad: nothing to detach
+        self.stats[f"{split}_"].update(logits, y if target is y else target.argmax(1), loss)
         if split == "test":
             self.confusion.update(logits, y)
         return loss
@@ -209,13 +229,16 @@ class LayerListClassifier(pl.LightningModule):
 
     # --- optimisation ------------------------------------------------------------------------------
     def _param_groups(self) -> list[dict[str, Any]]:
-        """Trainable parameters; batch-norm shifts in a group of their own when `bn_bias_lr_scale` is not 1."""
+        """Trainable parameters; C and FC weights in a group of their own for an optimizer that treats them apart
+        (`optim=muon`), batch-norm shifts in another when `bn_bias_lr_scale` is not 1."""
         trainable = [p for p in self.parameters() if p.requires_grad]
-        if self.hparams.bn_bias_lr_scale == 1:
-            return [{"params": trainable}]
-        norms = [m.bias for m in self.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.affine]
-        shifts = {id(p) for p in norms if p.requires_grad}
-        groups = [{"params": [p for p in trainable if id(p) not in shifts]},
+        matrices = {id(p) for p in self.net.matrix_weights()} if wants_matrices(self.optimizer_factory) else set()
+        shifts: set[int] = set()
+        if self.hparams.bn_bias_lr_scale != 1:
+            norms = [m.bias for m in self.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.affine]
+            shifts = {id(p) for p in norms if p.requires_grad}
+        groups = [{"params": [p for p in trainable if id(p) in matrices], MATRIX: True},
+                  {"params": [p for p in trainable if id(p) not in matrices | shifts]},
                   {"params": [p for p in trainable if id(p) in shifts], "lr_scale": self.hparams.bn_bias_lr_scale}]
         return [g for g in groups if g["params"]]
 

@@ -31,7 +31,8 @@ from cnnlab.dashboards import Dashboards, close, prepare, start_runs
 from cnnlab.data import make_datamodule
 from cnnlab.errors import ArchError, ConfigError
 from cnnlab.inference import read_checkpoint, read_cnnlab_checkpoint
-from cnnlab.layers import load_layers, parse_layers
+from cnnlab.layers import load_layers, parse_layers, resize
+from cnnlab.layers.scale import has_repeat
 from cnnlab.model import LayerListClassifier, decay_kwargs
 from cnnlab.nodes import wait_for_master
 from cnnlab.progress import LineProgress
@@ -63,14 +64,37 @@ def _plain(cfg: Any) -> Any:
     return OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else cfg
 
 
+def multiplier(value: Any, key: str) -> float:
+    """`arch.width` / `arch.depth`: a number > 0."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+        raise ConfigError(f"{key} = {value!r}; expected a number > 0 (1: the list as written, 1.5: half as much "
+                          "again).")
+    return float(value)
+
+
 def arch_layers(arch: DictConfig) -> list[dict[str, Any]]:
-    """The arch config's layer list (inline `layers`, or a file at `path`), checked, as plain data."""
+    """The arch config's layer list (inline `layers`, or a file at `path`), checked, at `arch.width` and `arch.depth`
+    (REPEAT blocks unrolled), as plain data with every field filled in: what is built and what checkpoints hold."""
     arch = _plain(arch)
     if arch.get("path") and arch.get("layers"):
         raise ArchError("the arch config sets both 'layers' and 'path'; keep one.")
     raw = load_layers(arch["path"]) if arch.get("path") else arch.get("layers")
-    parse_layers(raw)  # raises ArchError naming the layer and field
-    return raw
+    specs = parse_layers(raw)  # raises ArchError naming the layer and field, as the user wrote them
+    width, depth = multiplier(arch.get("width", 1), "arch.width"), multiplier(arch.get("depth", 1), "arch.depth")
+    if depth != 1 and not has_repeat(specs):
+        raise ConfigError(f"arch.depth = {depth:g}, but the layer list has no REPEAT block whose 'times' it could "
+                          "multiply; wrap the layers to repeat in {type: REPEAT, times: N, layers: [...]} or leave "
+                          "arch.depth at 1.")
+    return [s.to_dict() for s in resize(specs, width, depth)]
+
+
+def same_layers(a: list, b: list) -> bool:
+    """Whether two stored layer lists build the same network (a checkpoint of an older cnnlab holds the list as
+    written, a newer one every field filled in)."""
+    try:
+        return [s.to_dict() for s in resize(parse_layers(a))] == [s.to_dict() for s in resize(parse_layers(b))]
+    except ArchError:
+        return False
 
 
 def _instantiate(cfg: Any, what: str) -> Any:
@@ -223,7 +247,7 @@ def _csv_continues(trainer: pl.Trainer) -> None:
 def _check_resume(checkpoint: dict[str, Any], layers: list, data_cfg: dict, ckpt_path: str) -> None:
     saved = checkpoint.get("hyper_parameters", {})
     saved_data = saved.get("data_info", {}).get("config")
-    if saved.get("layers") != layers or (saved_data is not None and saved_data != data_cfg):
+    if not same_layers(saved.get("layers") or [], layers) or (saved_data is not None and saved_data != data_cfg):
         overrides = Path(ckpt_path).resolve().parent.parent / ".hydra" / "overrides.yaml"
         hint = f" (that run's overrides: {overrides.read_text().strip()})" if overrides.is_file() else ""
         raise ConfigError(f"{ckpt_path} was trained with a different arch or data config than this command's; "

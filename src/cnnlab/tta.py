@@ -9,7 +9,7 @@ import torch.nn.functional as F
 
 from cnnlab.errors import ConfigError
 
-VIEWS = ("flip", "translate")
+VIEWS = ("flip", "translate", "crops")
 
 
 def check_views(views: Sequence[str] | str | None) -> tuple[str, ...]:
@@ -22,14 +22,21 @@ def check_views(views: Sequence[str] | str | None) -> tuple[str, ...]:
     unknown = [v for v in views if v not in VIEWS]
     if unknown or len(set(views)) != len(views):
         raise ConfigError(f"model.tta = {list(views)}; expected a list of distinct views among {', '.join(VIEWS)}, "
-                          "e.g. model.tta=[flip] or model.tta=[flip,translate] (or null for none).")
+                          "e.g. model.tta=[flip], model.tta=[flip,translate] or model.tta=[flip,crops] (or null for "
+                          "none).")
+    if "translate" in views and "crops" in views:
+        raise ConfigError(f"model.tta = {list(views)}: translate and crops are two kinds of shifted views; choose one "
+                          "(translate: airbench's one-pixel shifts, crops: the image and its four corner shifts).")
     return views
 
 
-def vote(forward: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, views: Sequence[str]) -> torch.Tensor:
-    """Averaged logits over the views, weighted as airbench does: `flip` averages each image with its mirror
-    image; `translate` gives half the weight to the image shifted one pixel up-left and down-right
-    (reflect padding), so that [flip, translate] evaluates six views."""
+def vote(forward: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, views: Sequence[str],
+         shift: int = 2) -> torch.Tensor:
+    """Averaged logits over the views. `flip` averages each image with its mirror image; `translate` gives half the
+    weight to the image shifted one pixel up-left and down-right (reflect padding), as airbench weights them, so that
+    [flip, translate] evaluates six views; `crops` averages the image and its four shifts by `shift` pixels towards
+    the corners (reflect padding) with equal weights: [flip, crops] is the ten-crop test of FER2013's best networks
+    at the network's own input size."""
 
     def mirrored(z: torch.Tensor) -> torch.Tensor:
         return (forward(z) + forward(z.flip(3))) / 2 if "flip" in views else forward(z)
@@ -40,4 +47,9 @@ def vote(forward: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, views
         padded = F.pad(x, (1, 1, 1, 1), mode="reflect")
         shifted = (mirrored(padded[..., :h, :w]) + mirrored(padded[..., 2:, 2:])) / 2
         logits = (logits + shifted) / 2
+    if "crops" in views:
+        h, w = x.shape[2:]
+        padded = F.pad(x, (shift,) * 4, mode="reflect")
+        corners = [padded[..., dy:dy + h, dx:dx + w] for dy in (0, 2 * shift) for dx in (0, 2 * shift)]
+        logits = (logits + sum(mirrored(c) for c in corners)) / 5
     return logits

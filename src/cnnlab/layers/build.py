@@ -16,6 +16,7 @@ from torch import nn
 
 from cnnlab.errors import ArchError
 from cnnlab.layers.init import WhiteningConv2d, dirac_, whiten_from_data
+from cnnlab.layers.scale import resize
 from cnnlab.layers.spec import LayerSpec, parse_layers
 
 Shape = tuple[int, ...]
@@ -341,6 +342,14 @@ class Network(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.layers(x)
 
+    def matrix_weights(self) -> list[nn.Parameter]:
+        """The trainable weights of C and FC layers (and residual projections): what Muon orthogonalises. Not the T
+        classifier's, not whitening or frozen kernels, not biases or batch norm."""
+        terminal = {id(p) for p in self.layers[-1].parameters()}
+        return [m.weight for m in self.modules()
+                if isinstance(m, nn.Conv2d | nn.Linear) and not isinstance(m, WhiteningConv2d)
+                and m.weight.requires_grad and id(m.weight) not in terminal]
+
     @property
     def needs_data_init(self) -> bool:
         """Whether a layer's initialisation comes from the training images (`init: whiten`)."""
@@ -367,4 +376,4 @@ class Network(nn.Module):
 def build_network(layers, input_shape: Shape, num_classes: int) -> Network:
     """Check `layers` (a list of mappings or of `LayerSpec`) and build it for this input and class count."""
     specs = layers if layers and all(isinstance(s, LayerSpec) for s in layers) else parse_layers(layers)
-    return Network(specs, input_shape, num_classes)
+    return Network(resize(specs), input_shape, num_classes)  # REPEAT blocks unrolled

@@ -81,6 +81,10 @@ LAYER_FIELDS: dict[str, dict[str, Field]] = {
         "layers": Field(lambda v: _nonempty_list(v), help="the block's own layer list (no T)"),
         "activation": Field(activation, "relu", "activation after the sum"),
     },
+    "REPEAT": {
+        "times": Field(positive_int, help="how many copies of its layers follow one another (x arch.depth)"),
+        "layers": Field(lambda v: _nonempty_list(v), help="the layers to repeat (no T)"),
+    },
     "BN": {
         "scale": Field(boolean, True, "learn a per-channel scale (false: fixed at 1, only the shift is learnt)"),
         "momentum": Field(fraction, 0.1, "weight of each new batch in the running statistics (PyTorch's)"),
@@ -97,6 +101,7 @@ LAYER_HELP = {
     "DO": "dropout on its own",
     "A": "activation on its own",
     "R": "residual block: its layers, plus the input (projected when the shape changes), then activation",
+    "REPEAT": "its layers, `times` times in a row (unrolled before building; arch.depth multiplies `times`)",
     "BN": "batch norm on its own",
     "GAP": "global average pooling (flattens)",
     "F": "flatten",
@@ -112,6 +117,17 @@ class LayerSpec:
 
     def __getitem__(self, key: str) -> Any:
         return self.args[key]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The spec as plain data (every field, defaults filled in; pairs as lists): what checkpoints store."""
+        out: dict[str, Any] = {"type": self.type}
+        for name, value in self.args.items():
+            if name == "layers":
+                value = [s.to_dict() for s in value]
+            elif isinstance(value, tuple):
+                value = list(value)
+            out[name] = value
+        return out
 
 
 def _suggest(word: str, options: list[str]) -> str:
@@ -165,12 +181,13 @@ def parse_layer(index: int, raw: Any, parent: str = "") -> LayerSpec:
             args[name] = spec.check(raw[name])
         except ValueError as err:
             raise ArchError(f"{where}: field {name!r} = {raw[name]!r} is not allowed; expected {err}.") from None
-    if kind == "R":
+    if kind in ("R", "REPEAT"):
         args["layers"] = [parse_layer(j, r, f"{where} > ") for j, r in enumerate(args["layers"])]
         inner_t = [j for j, spec in enumerate(args["layers"]) if spec.type == "T"]
         if inner_t:
-            raise ArchError(f"{where} > layer {inner_t[0]} (T): the terminal layer cannot sit inside a residual "
-                            "block; put it last in the main list.")
+            block = "a residual block" if kind == "R" else "a REPEAT block"
+            raise ArchError(f"{where} > layer {inner_t[0]} (T): the terminal layer cannot sit inside {block}; put "
+                            "it last in the main list.")
     return LayerSpec(kind, args)
 
 

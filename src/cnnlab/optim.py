@@ -1,0 +1,145 @@
+"""`optim=muon`: torch's Muon for the weight matrices of C and FC layers, a second optimizer for everything else.
+
+Muon (Keller Jordan, 2024) orthogonalises each momentum update of a weight matrix by a Newton-Schulz iteration;
+airbench and the fastest CIFAR-100 runs use it for every convolution filter bank. torch's `torch.optim.Muon` takes
+2-D weights only: here a conv kernel (out, in, kh, kw) is handed to it as a 2-D view (out, in x kh x kw) of the
+same storage, and its gradient is seen the same way, so Muon's in-place update is the kernel's. Biases, batch norm,
+the T classifier and frozen or whitened layers follow the `other` optimizer (SGD, Adam, ...), which gets the seed's
+L2 penalty (`model.reg`) as its weight decay. The two are one `torch.optim.Optimizer` to Lightning: schedulers scale
+every group's rate, checkpoints hold both states, lookahead and DDP see the model's own parameters.
+"""
+
+from __future__ import annotations
+
+from collections import ChainMap, OrderedDict
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import torch
+from torch.optim import Optimizer
+
+MATRIX = "matrix"  # the param-group key that marks C and FC weights for Muon
+
+
+def splits_matrices(fn: Callable) -> Callable:
+    """Marks an optimizer factory that wants the C and FC weights in groups of their own (`matrix: True`)."""
+    fn.splits_matrices = True
+    return fn
+
+
+def wants_matrices(factory) -> bool:
+    return getattr(getattr(factory, "func", factory), "splits_matrices", False)
+
+
+def as_matrix(t: torch.Tensor) -> torch.Tensor:
+    """A 2-D view (rows: output channels) of a weight or its gradient, for either memory layout of a conv kernel.
+    The order of the flattened columns does not matter to Muon: orthogonalisation commutes with permuting them."""
+    if t.ndim == 2:
+        return t
+    if t.is_contiguous():
+        return t.view(t.shape[0], -1)
+    return t.permute(0, *range(2, t.ndim), 1).view(t.shape[0], -1)  # channels_last: (out, kh, kw, in) is dense
+
+
+class KernelMuon(torch.optim.Muon):
+    """torch.optim.Muon on weights of any rank >= 2, through 2-D views; `normalize` keeps every weight at a fixed
+    Frobenius norm (sqrt of its rows, i.e. unit mean filter norm), as airbench's Muon does instead of weight decay
+    (after batch norm a weight's scale is irrelevant, its growth only slows the effective rate)."""
+
+    def __init__(self, params: Iterable[torch.Tensor], normalize: bool = False, **kwargs):
+        self.sources = list(params)
+        self.normalize = normalize
+        super().__init__([as_matrix(p.detach()) for p in self.sources], **kwargs)
+
+    def _views(self) -> list[torch.Tensor]:
+        return [p for group in self.param_groups for p in group["params"]]
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        for view, source in zip(self._views(), self.sources):
+            view.grad = None if source.grad is None else as_matrix(source.grad)
+        if self.normalize:
+            for view, source in zip(self._views(), self.sources):
+                if source.grad is not None:
+                    view.mul_(view.shape[0] ** 0.5 / view.norm().clamp_min(1e-12))
+        loss = super().step(closure)
+        for view in self._views():
+            view.grad = None  # the sources' gradients are Lightning's to zero
+        return loss
+
+
+class Combined(Optimizer):
+    """Several optimizers over disjoint parameters, seen as one: their param groups in order, their states merged;
+    `step` and `zero_grad` go to each, `state_dict` holds each one's."""
+
+    def __init__(self, optimizers: list[Optimizer]):
+        # no Optimizer.__init__: the groups and the state are the inner optimizers' own
+        self.optimizers = optimizers
+        self.defaults = {}
+        for hooks in ("_optimizer_step_pre_hooks", "_optimizer_step_post_hooks", "_optimizer_state_dict_pre_hooks",
+                      "_optimizer_state_dict_post_hooks", "_optimizer_load_state_dict_pre_hooks",
+                      "_optimizer_load_state_dict_post_hooks"):
+            setattr(self, hooks, OrderedDict())
+
+    @property
+    def param_groups(self) -> list[dict[str, Any]]:
+        return [group for o in self.optimizers for group in o.param_groups]
+
+    @property
+    def state(self) -> ChainMap:
+        return ChainMap(*(o.state for o in self.optimizers))
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"optimizers": self.optimizers}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(state["optimizers"])
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({', '.join(type(o).__name__ for o in self.optimizers)})"
+
+    def step(self, closure=None):
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for optimizer in self.optimizers:
+            optimizer.step()
+        return loss
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        for optimizer in self.optimizers:
+            optimizer.zero_grad(set_to_none=set_to_none)
+        for optimizer in self.optimizers:
+            for source in getattr(optimizer, "sources", ()):
+                if set_to_none:
+                    source.grad = None
+                elif source.grad is not None:
+                    source.grad.zero_()
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"optimizers": [o.state_dict() for o in self.optimizers]}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        for optimizer, state in zip(self.optimizers, state_dict["optimizers"], strict=True):
+            optimizer.load_state_dict(state)
+
+
+@splits_matrices
+def muon(params: list[dict[str, Any]], other: Callable[..., Optimizer], lr: float = 0.02, momentum: float = 0.95,
+         nesterov: bool = True, ns_steps: int = 5, decay: float = 0.0, normalize: bool = False,
+         adjust_lr: str | None = None, weight_decay: float = 0.0) -> Optimizer:
+    """Muon (`lr`, `momentum`, `nesterov`, `ns_steps`; its own decoupled weight `decay`, or `normalize`) for the param
+    groups marked `matrix`, `other` (a partial optimizer, with `weight_decay`: the seed's L2 penalty) for the rest."""
+    groups = [g if isinstance(g, dict) else {"params": [g]} for g in params]
+    matrices, rest = [g for g in groups if g.get(MATRIX)], [g for g in groups if not g.get(MATRIX)]
+    parts: list[Optimizer] = []
+    if matrices:
+        weights = [p for g in matrices for p in g["params"]]
+        parts.append(KernelMuon(weights, normalize=normalize, lr=lr, momentum=momentum, nesterov=nesterov,
+                                ns_steps=ns_steps, weight_decay=decay, adjust_lr_fn=adjust_lr))
+    if rest:
+        parts.append(other(params=rest, weight_decay=weight_decay))
+    if not parts:
+        raise ValueError("optimizer got an empty parameter list")
+    return Combined(parts)
