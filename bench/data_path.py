@@ -54,7 +54,7 @@ def bench(family: str, data_dir: Path, batch_size: int, baseline_dataset) -> Non
                          else {"family": family, "batch_size": batch_size}, data_dir)
     dm.setup()
     ours = max(epoch_rate(dm.train_dataloader(), lambda b: dm.on_after_batch_transfer(b, 0)) for _ in range(2))
-    mean, std = dm.mean.flatten().tolist(), dm.std.flatten().tolist()
+    mean, std = dm.batching.mean.flatten().tolist(), dm.batching.std.flatten().tolist()
     transform = transforms.Compose([transforms.ToTensor(), transforms.Normalize(mean, std)])
     dataset = baseline_dataset(dm, transform)
     rates = {}

@@ -20,24 +20,37 @@ from pathlib import Path
 
 import pytorch_lightning as pl
 import torch
-from hydra import compose, initialize_config_dir
 
-from cnnlab.data.base import InMemoryDataModule, Split
-from cnnlab.model import LayerListClassifier
-from cnnlab.run import arch_layers, make_optimizer, make_trainer
+from cnnlab.checks import compose, train_plan
+from cnnlab.checks.data import DigitsOptions
+from cnnlab.data.family import Family
+from cnnlab.data.memory import MemorySource
+from cnnlab.data.module import ImageData
+from cnnlab.data.splits import Split
+from cnnlab.run import build
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-class Synthetic(InMemoryDataModule):
-    name, input_shape, all_class_names = "synthetic", (1, 28, 28), tuple(str(d) for d in range(10))
-    images = 6000
+class Synthetic(Family):
+    """Random uint8 images, MNIST-shaped: a data set every machine has."""
 
-    def read_splits(self):
+    name, input_shape, all_class_names = "synthetic", (1, 28, 28), tuple(str(d) for d in range(10))
+
+    def __init__(self, options, images: int):
+        super().__init__(options, ".")
+        self.images = images
+
+    def read(self):
         gen = torch.Generator().manual_seed(0)
         x = torch.randint(0, 256, (self.images + 1000, 1, 28, 28), dtype=torch.uint8, generator=gen)
         y = torch.randint(0, 10, (self.images + 1000,), generator=gen)
         return {"train": Split(x[:self.images], y[:self.images]), "test": Split(x[self.images:], y[self.images:])}
+
+
+def synthetic(images: int, batch_size: int, val_size: int = 100) -> ImageData:
+    options = DigitsOptions.read({"family": "digits", "batch_size": batch_size, "val_size": val_size})
+    return ImageData(MemorySource(Synthetic(options, images), options), options)
 
 
 def _sync(device: torch.device) -> None:
@@ -62,25 +75,19 @@ class EpochTimer(pl.Callback):
 
 def train_config(*overrides: str):
     """The composed `train` config, as `src/train.py` would see it with these overrides."""
-    with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
-        return compose("train", list(overrides))
+    return compose("train", *overrides)
 
 
 def cnnlab_rate(arch: str, args, out: str) -> float:
-    """cnnlab's path: the config's optimizer, Trainer, callbacks and CSV logger, the LightningModule."""
-    cfg = train_config(f"arch={arch}", "trainer=" + ("gpu" if args.device == "cuda" else "cpu"),
-                       f"trainer.max_epochs={args.epochs}", "+trainer.limit_val_batches=0",
-                       f"paths.output_dir={out}", *args.override)
-    dm = Synthetic(batch_size=args.batch_size, val_size=100)
-    pl.seed_everything(0, verbose=False)
-    optimizer, _ = make_optimizer(cfg.optim, None, cfg.model.reg)
-    model = LayerListClassifier(arch_layers(cfg.arch), {**dm.info(), "config": {}}, optimizer=optimizer,
-                                reg=cfg.model.reg)
-    trainer = make_trainer(cfg)
+    """cnnlab's path: `build(plan)` as train.py makes it: the config's optimizer, Trainer, callbacks and CSV logger,
+    the LightningModule."""
+    plan = train_plan(f"arch={arch}", "trainer=" + ("gpu" if args.device == "cuda" else "cpu"),
+                      f"trainer.max_epochs={args.epochs}", "trainer.limit_val_batches=0", "seed=0", "test=false",
+                      *args.override, out=out)
     timer = EpochTimer()
-    trainer.callbacks.append(timer)
-    trainer.fit(model, datamodule=dm)
-    _sync(model.device)
+    run = build(plan, synthetic(args.images, args.batch_size), [timer])
+    run.trainer.fit(run.model, datamodule=run.datamodule)
+    _sync(run.model.device)
     return timer.images / (time.perf_counter() - timer.start)
 
 
@@ -106,15 +113,17 @@ def conv_peak(device: torch.device, seconds: float = 2.0) -> float:
 def plain_rate(arch: str, args) -> tuple[float, int]:
     """The plain loop's images per second, and the forward FLOPs per image of the network it trained (from
     cnnlab's arch table)."""
-    dm = Synthetic(batch_size=args.batch_size, val_size=100)
+    dm = synthetic(args.images, args.batch_size)
     dm.setup()
-    cfg = train_config(f"arch={arch}")
+    with tempfile.TemporaryDirectory() as out:
+        plan = train_plan(f"arch={arch}", out=out)
     from cnnlab.layers import build_network
 
     pl.seed_everything(0, verbose=False)
     device = torch.device(args.device)
-    net = build_network(arch_layers(cfg.arch), dm.input_shape, 10).to(device)
-    mean, std = dm.mean.to(device), dm.std.to(device)
+    net = build_network(list(plan.arch.specs), dm.input_shape, 10).to(device)
+    mean, std = dm.batching.stats_on(device)
+    cfg = plan
     opt = torch.optim.Adam(net.parameters(), lr=1e-3, weight_decay=cfg.model.reg)
     loss_fn = torch.nn.CrossEntropyLoss()
     loader = dm.train_dataloader()
@@ -152,7 +161,6 @@ def main(argv: list[str] | None = None) -> list[dict]:
     args = parser.parse_args(argv)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {args.images} images/epoch, "
           f"batch {args.batch_size}, {args.epochs - 1} timed epochs")
-    Synthetic.images = args.images
     peak = conv_peak(torch.device(args.device))
     print(f"measured 3x3 convolution peak (forward + backward): {peak / 1e9:,.1f} GFLOP/s")
     rows = []

@@ -27,6 +27,8 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from overhead import _sync, train_config  # noqa: E402
 
+from cnnlab.checks.arch import read_arch  # noqa: E402
+from cnnlab.checks.data import AugmentOptions  # noqa: E402
 from cnnlab.data import make_datamodule  # noqa: E402
 from cnnlab.data.augment import augment_batch  # noqa: E402
 from cnnlab.layers import build_network  # noqa: E402
@@ -51,16 +53,18 @@ def run(experiment: str, data_dir: str, device: str, epochs: int, overrides: tup
     dm.prepare_data()
     dm.setup("fit")
     torch.manual_seed(cfg.seed)
-    net = build_network(OmegaConf.to_container(cfg.arch.layers), dm.input_shape, dm.num_classes)
+    net = build_network(read_arch(OmegaConf.to_container(cfg.arch, resolve=True)).raw, dm.input_shape,
+                        dm.num_classes)
     if net.needs_data_init:
         net.init_from_data(dm.train_sample(WHITENING_IMAGES))
     fmt = torch.channels_last if cfg.model.channels_last else torch.contiguous_format
     net = net.to(dev, memory_format=fmt)
-    mean, std = dm.mean.to(dev), dm.std.to(dev)
+    mean, std = dm.batching.stats_on(dev)
     train, test = dm.splits["train"], dm.splits["test"]
     x_train, y_train = train.x.to(dev), train.y.to(dev)
-    parity = dm.flip_parity.to(dev)
-    batch, augment = min(cfg.data.batch_size, len(y_train)), OmegaConf.to_container(cfg.data.augment)
+    parity = dm.source.flip_parity.to(dev)
+    batch = min(cfg.data.batch_size, len(y_train))
+    augment = AugmentOptions.read(OmegaConf.to_container(cfg.data.augment), "data.augment.")
     steps_per_epoch = len(y_train) // batch
     total = steps_per_epoch * epochs
     factory = instantiate(cfg.optim)

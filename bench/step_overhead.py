@@ -29,16 +29,18 @@ from torch.utils._python_dispatch import TorchDispatchMode
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
 
-from overhead import Synthetic, train_config  # noqa: E402
+from overhead import synthetic  # noqa: E402
 
+from cnnlab.checks import train_plan  # noqa: E402
+from cnnlab.checks.optim import decay_kwargs  # noqa: E402
 from cnnlab.layers import build_network  # noqa: E402
-from cnnlab.model import decay_kwargs  # noqa: E402
-from cnnlab.run import arch_layers, build, make_optimizer, quiet_lightning  # noqa: E402
+from cnnlab.run import build  # noqa: E402
+from cnnlab.run.lightning import quiet_lightning  # noqa: E402
 
 MICRO = ("arch.layers=[{type:GAP},{type:T}]", "data.batch_size=32")
 HOST_READ = "aten._local_scalar_dense.default"
 QUIET = ("trainer.enable_progress_bar=false", "trainer.enable_model_summary=false", "test=false",
-         "trainer.log_every_n_steps=1000000", "++trainer.limit_val_batches=0", "trainer.num_sanity_val_steps=0")
+         "trainer.log_every_n_steps=1000000", "trainer.limit_val_batches=0", "trainer.num_sanity_val_steps=0")
 
 
 class OpCounter(TorchDispatchMode):
@@ -60,32 +62,31 @@ class Paths:
         self.overrides, self.device, self.data = list(overrides), torch.device(device), data
 
     def config(self, steps: int, out: str):
+        """The plan, as train.py would check it."""
         accelerator = "gpu" if self.device.type == "cuda" else "cpu"
-        return train_config(*self.overrides, *QUIET, f"trainer.accelerator={accelerator}", "trainer.devices=1",
-                            "trainer.max_epochs=1", f"++trainer.limit_train_batches={steps}",
-                            f"paths.output_dir={out}")
+        return train_plan(*self.overrides, *QUIET, f"trainer.accelerator={accelerator}", "trainer.devices=1",
+                          "trainer.max_epochs=1", f"trainer.limit_train_batches={steps}", out=out)
 
-    def _data(self, cfg) -> pl.LightningDataModule:
+    def _data(self, plan) -> pl.LightningDataModule:
         if self.data is not None:
             return self.data
-        data = Synthetic(batch_size=cfg.data.batch_size, val_size=100)
-        data.images = cfg.data.batch_size * cfg.trainer.limit_train_batches + 100  # enough for every step
-        return data
+        # enough images for every step
+        return synthetic(plan.data.batch_size * plan.trainer.limit_train_batches + 100, plan.data.batch_size)
 
-    def _loader_and_net(self, cfg):
-        data = self._data(cfg)
+    def _loader_and_net(self, plan):
+        data = self._data(plan)
         data.prepare_data()
         data.setup("fit")
-        pl.seed_everything(cfg.seed, verbose=False)
-        net = build_network(arch_layers(cfg.arch), data.input_shape, data.num_classes).to(self.device)
-        factory, _ = make_optimizer(cfg.optim, None, cfg.model.reg)
-        optimizer = factory(params=net.parameters(), **decay_kwargs(factory, cfg.model.reg))
+        pl.seed_everything(plan.run.seed, verbose=False)
+        net = build_network(list(plan.arch.specs), data.input_shape, data.num_classes).to(self.device)
+        factory = plan.optimisation.optimizer
+        optimizer = factory(params=net.parameters(), **decay_kwargs(factory, plan.model.reg))
         return data, net, optimizer
 
     def plain(self, steps: int, out: str) -> None:
         """A hand-written loop: index a batch, normalise, forward, cross-entropy, backward, step."""
         data, net, optimizer = self._loader_and_net(self.config(steps, out))
-        mean, std = data.mean.to(self.device), data.std.to(self.device)
+        mean, std = data.batching.stats_on(self.device)
         loss_fn = torch.nn.CrossEntropyLoss()
         net.train()
         for step, (x, y, _) in enumerate(data.train_dataloader()):
@@ -101,7 +102,7 @@ class Paths:
         """The same loop as a LightningModule whose training_step returns the loss; no logger, callbacks or bar."""
         cfg = self.config(steps, out)
         data, net, optimizer = self._loader_and_net(cfg)
-        mean, std = data.mean.to(self.device), data.std.to(self.device)
+        mean, std = data.batching.stats_on(self.device)
 
         class Bare(pl.LightningModule):
             def __init__(self):
@@ -122,8 +123,8 @@ class Paths:
 
     def cnnlab(self, steps: int, out: str) -> None:
         """`src/train.py`'s own path: the config's Trainer, callbacks, CSV logger and LightningModule."""
-        cfg = self.config(steps, out)
-        run = build(cfg, self._data(cfg))
+        plan = self.config(steps, out)
+        run = build(plan, self._data(plan))
         run.trainer.fit(run.model, datamodule=run.datamodule)
 
 

@@ -48,12 +48,14 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--batch", type=int, nargs="+", default=[256, 512, 1024])
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args(argv)
+    from omegaconf import OmegaConf
     from overhead import train_config
 
+    from cnnlab.checks.arch import read_arch
     from cnnlab.layers import build_network
-    from cnnlab.run import arch_layers
 
-    layers = arch_layers(train_config(f"arch={args.arch}", f"arch.width={args.width}").arch)
+    arch = train_config(f"arch={args.arch}", f"arch.width={args.width}").arch
+    layers = read_arch(OmegaConf.to_container(arch, resolve=True)).raw
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, arch {args.arch}, input {args.input}")
     rows = []
     for channels_last in (True, False):

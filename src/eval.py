@@ -3,15 +3,18 @@
 import hydra
 from omegaconf import DictConfig
 
-from cnnlab.cli import CONFIG_DIR, friendly_errors, set_root
+from cnnlab.cli import CONFIG_DIR, friendly_errors, hydra_job, set_root
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="eval")
 @friendly_errors
 def main(cfg: DictConfig) -> None:
-    from cnnlab.run import evaluate_checkpoint
+    from cnnlab.checks.eval import check_eval
 
-    evaluate_checkpoint(cfg)
+    plan = check_eval(cfg, hydra_job(), check_place=False)
+    from cnnlab.run import evaluate
+
+    evaluate(plan)
 
 
 if __name__ == "__main__":

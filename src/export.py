@@ -9,9 +9,12 @@ from cnnlab.cli import CONFIG_DIR, friendly_errors, set_root
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="export")
 @friendly_errors
 def main(cfg: DictConfig) -> None:
+    from cnnlab.checks.deploy import check_export
+
+    options, out = check_export(cfg)  # before the model is loaded
     from cnnlab.deploy import export
 
-    export(cfg)
+    export(options, out)
 
 
 if __name__ == "__main__":

@@ -10,9 +10,12 @@ from cnnlab.cli import CONFIG_DIR, friendly_errors, set_root
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="prepare")
 @friendly_errors
 def main(cfg: DictConfig) -> None:
+    from cnnlab.checks.prepare import check_prepare
+
+    plan = check_prepare(cfg)
     from cnnlab.prepare import prepare
 
-    prepare(cfg)
+    prepare(plan)
 
 
 if __name__ == "__main__":

@@ -9,9 +9,12 @@ from cnnlab.cli import CONFIG_DIR, friendly_errors, set_root
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="search")
 @friendly_errors
 def main(cfg: DictConfig) -> None:
+    from cnnlab.checks.search import check_search
+
+    plan = check_search(cfg)
     from cnnlab.search import run_search
 
-    run_search(cfg)
+    run_search(plan)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import WeightAveraging
 
-from cnnlab.errors import ConfigError
+from cnnlab.checks.callbacks import AveragingOptions
 
 
 class EMA(WeightAveraging):
@@ -23,16 +23,9 @@ class EMA(WeightAveraging):
     key = "callbacks.ema"
 
     def __init__(self, every: int = 5, decay: float = 0.9, power: float = 0.0, jump: bool = False):
-        if not isinstance(every, int) or isinstance(every, bool) or every < 1:
-            raise ConfigError(f"{self.key}.every = {every!r}; expected a positive number of steps.")
-        if isinstance(decay, bool) or not isinstance(decay, int | float) or not 0 <= decay < 1:
-            raise ConfigError(f"{self.key}.decay = {decay!r}; expected a number 0 <= decay < 1.")
-        if isinstance(power, bool) or not isinstance(power, int | float) or power < 0:
-            raise ConfigError(f"{self.key}.power = {power!r}; expected a number >= 0.")
-        if not isinstance(jump, bool):
-            raise ConfigError(f"{self.key}.jump = {jump!r}; expected true (lookahead) or false.")
+        options = AveragingOptions.read(dict(every=every, decay=decay, power=power, jump=jump), f"{self.key}.")
         super().__init__(use_buffers=True)
-        self.every, self.decay, self.power, self.jump = every, decay, power, jump
+        self.every, self.decay, self.power, self.jump = options.every, options.decay, options.power, options.jump
         self._weight = 1.0  # of the model in the next update: 1 - the decay at that step
         self._total, self._updates = 1, 0
         self._all: tuple[list[torch.Tensor], list[torch.Tensor]] = ([], [])  # (average, model): every tensor

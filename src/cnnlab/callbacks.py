@@ -1,7 +1,7 @@
-"""Lightning callbacks of cnnlab's own: the run's report files, written where the test loop ran.
+"""Lightning callbacks of cnnlab's own: the NaN stop, and the report made where the test loop ran.
 
-The report is written at the end of the test loop, on global rank 0, inside whatever process ran it: with
-`ddp_spawn` that is a worker, which holds the synced confusion matrix while the launching process does not.
+The report is made at the end of the test loop, on global rank 0, inside whatever process ran it: with `ddp_spawn`
+that is a worker, which holds the synced confusion matrix while the launching process does not.
 """
 
 from __future__ import annotations
@@ -59,25 +59,26 @@ class StopOnNonFiniteLoss(pl.Callback):
             "(batch_norm: true on C layers).")
 
 
-SUMMARY = "summary.txt"
+class ReportSinks(pl.Callback):
+    """Where the test loop ends, on global rank 0: the report made once (`report.value`) and handed to each sink in
+    this order: the files, then the dashboards (which upload those files). The task prints it last on the console;
+    under a forked or spawned strategy the value comes back to the launching process with the metrics."""
 
-
-class RunReport(pl.Callback):
-    """At test end: confusion matrix, classification report and curves as files, the console summary as
-    `summary.txt` (printed by the runner once everything else has printed); `Dashboards` sends them on."""
-
-    def __init__(self, out_dir: str | Path):
-        self.out_dir = Path(out_dir)
+    def __init__(self, out_dir: str | Path, arch_table: str, history_csv: Path | None):
+        self.out_dir, self.arch_table, self.history_csv = Path(out_dir), arch_table, history_csv
+        self.report = None
 
     def on_test_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if not trainer.is_global_zero:
             return
-        from cnnlab import reports  # matplotlib and scikit-learn: imported when the report is written, not at start-up
+        from cnnlab.dashboards import send_report
+        from cnnlab.report.files import draw, write_files
+        from cnnlab.report.value import epoch_history, make_report
 
-        out, names, cm = self.out_dir, trainer.datamodule.class_names, pl_module.test_confusion
-        reports.write_confusion_matrix(cm, names, out)
-        text = reports.write_classification_report(cm, names, out)
-        if (out / "metrics.csv").is_file():
-            reports.plot_curves(out / "metrics.csv", out / "curves.png")
         metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
-        (out / SUMMARY).write_text(reports.summary(metrics, cm, names, text) + f"\nrun directory: {out}\n")
+        history = epoch_history(self.history_csv) if self.history_csv is not None else {}
+        report = make_report(metrics, pl_module.test_confusion, trainer.datamodule.class_names, history, self.out_dir)
+        images = draw(report)
+        files = write_files(report, self.out_dir, images)
+        send_report(trainer, report, images, [*files, self.out_dir / "arch_table.txt"], self.arch_table)
+        self.report = report

@@ -11,10 +11,12 @@ from pathlib import Path
 
 from hydra.experimental.callback import Callback
 
+from cnnlab.checks.schemas import register
 from cnnlab.errors import CnnlabError
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG_DIR = str(ROOT / "conf")
+register()  # the option groups' schemas, before Hydra composes anything
 
 
 def set_root() -> None:
@@ -27,6 +29,18 @@ def in_multirun() -> bool:
     from hydra.types import RunMode
 
     return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+
+
+def hydra_job():
+    """Where this run sits in Hydra's launch (a sweep job, or a single run), for the plan."""
+    from hydra.core.hydra_config import HydraConfig
+
+    from cnnlab.checks.train import Job
+
+    if not in_multirun():
+        return Job()
+    hydra_cfg = HydraConfig.get()
+    return Job(Path(hydra_cfg.sweep.dir), hydra_cfg.job.override_dirname or f"job{hydra_cfg.job.num}")
 
 
 def _job_failed(err: Exception) -> None:
@@ -61,8 +75,9 @@ def friendly_errors(task: Callable) -> Callable:
 
 
 class OutputDirCheck(Callback):
-    """Hydra callback: the run (or sweep) folder must be creatable before Hydra makes it, or the user gets
-    Hydra's traceback instead of a sentence."""
+    """Hydra callback: the run (or sweep) folder must be creatable before Hydra makes it, or the user gets Hydra's
+    traceback instead of a sentence; and a run folder that holds an earlier run is refused before Hydra writes its
+    .hydra/ into it (a run that continues it, with its own checkpoint as ckpt_path, may)."""
 
     def _check(self, folder: str, key: str) -> None:
         try:
@@ -87,7 +102,20 @@ class OutputDirCheck(Callback):
     def on_run_start(self, config, **kwargs) -> None:
         folder = self._folder(config, "hydra.run.dir")
         if folder:
+            self._earlier_run(config, Path(folder))
             self._check(folder, "hydra.run.dir")
+
+    def _earlier_run(self, config, folder: Path) -> None:
+        from cnnlab.checks.train import refuse_earlier_run
+
+        if config.get("task_name") not in ("train", "eval"):
+            return  # search: the study's folder is meant to be continued; predict, export, prepare: new files only
+        ckpt = config.get("ckpt_path")
+        try:
+            refuse_earlier_run(folder, Path(ckpt) if ckpt and ckpt != "???" else None)
+        except CnnlabError as err:
+            print(f"error: {err}", file=sys.stderr)
+            sys.exit(2)
 
     def on_multirun_start(self, config, **kwargs) -> None:
         folder = self._folder(config, "hydra.sweep.dir")

@@ -10,100 +10,19 @@ one group per sweep (a W&B group, a TensorBoard folder, an MLflow experiment).
 
 from __future__ import annotations
 
-import importlib
-import os
+import io
 from pathlib import Path
 from textwrap import indent
 from typing import Any
 
 import numpy as np
 import pytorch_lightning as pl
-from omegaconf import DictConfig, open_dict
 from pytorch_lightning.loggers import MLFlowLogger, TensorBoardLogger, WandbLogger
 
-from cnnlab.callbacks import SUMMARY
-from cnnlab.errors import ConfigError
+from cnnlab.report.value import Report
 from cnnlab.sweep import METRICS
 
-# logger class -> (the module it needs, the pip extra of cnnlab that installs it)
-NEEDS = {
-    "pytorch_lightning.loggers.TensorBoardLogger": ("tensorboard", "tensorboard"),
-    "pytorch_lightning.loggers.MLFlowLogger": ("mlflow", "mlflow"),
-    "pytorch_lightning.loggers.WandbLogger": ("wandb", None),
-}
-REPORT_TEXTS = {"classification_report": "classification_report.txt", "arch_table": "arch_table.txt"}
-REPORT_IMAGES = {"curves": "curves.png", "confusion_matrix": "confusion_matrix.png"}
-REPORT_FILES = ("arch_table.txt", "classification_report.txt", "classification_report.json",
-                "confusion_matrix.csv", SUMMARY, *REPORT_IMAGES.values())
 MLFLOW_PARAM_LENGTH = 6000  # MLflow's limit for a parameter's value (Lightning cuts at 250: a layer list would not fit)
-
-
-def prepare(logger_cfg: DictConfig, run_dir: Path, sweep: tuple[Path, str] | None = None) -> None:
-    """Before anything is built: every logger's package is there, a sweep job's runs are grouped and named, and an
-    MLflow store is ready (a local one's folder made, a remote one answering); otherwise one sentence."""
-    for name, entry in logger_cfg.items():
-        module, extra = NEEDS.get(entry.get("_target_"), (None, None))
-        if module is None:
-            continue
-        try:
-            importlib.import_module(module)
-        except ImportError as err:
-            install = f"pip install -e '.[{extra}]'" if extra else f"pip install {module}"
-            raise ConfigError(f"logger={name} needs the '{module}' package, which cannot be imported ({err}); "
-                              f"install it with {install}.") from None
-    with open_dict(logger_cfg):
-        if sweep is not None:
-            _name_sweep_job(logger_cfg, *sweep)
-        if "mlflow" in logger_cfg:
-            if logger_cfg.mlflow.get("run_name") is None:
-                logger_cfg.mlflow.run_name = run_dir.name
-            _prepare_mlflow(logger_cfg.mlflow)
-
-
-def _name_sweep_job(logger_cfg: DictConfig, sweep_dir: Path, job: str) -> None:
-    if "wandb" in logger_cfg:
-        logger_cfg.wandb.group, logger_cfg.wandb.name = sweep_dir.name, job
-    if "tensorboard" in logger_cfg:  # `tensorboard --logdir <sweep>/tensorboard` lists the jobs by their overrides
-        logger_cfg.tensorboard.save_dir = str(sweep_dir / "tensorboard")
-        logger_cfg.tensorboard.name = job.replace(os.sep, "_")
-    if "mlflow" in logger_cfg:
-        logger_cfg.mlflow.experiment_name = f"{logger_cfg.mlflow.experiment_name}-{sweep_dir.name}"
-        logger_cfg.mlflow.run_name = job
-
-
-def local_store(uri: str) -> Path | None:
-    """The folder of a local MLflow store (`sqlite:///<path>.db` or `file:<folder>`), None for a server."""
-    if uri.startswith("sqlite:///"):
-        return Path(uri.removeprefix("sqlite:///")).parent
-    if uri.startswith("file:"):
-        return Path(uri.removeprefix("file:").removeprefix("//"))
-    return None
-
-
-def _prepare_mlflow(entry: DictConfig) -> None:
-    from mlflow.tracking import MlflowClient
-
-    uri = entry.get("tracking_uri") or "file:./mlruns"
-    folder = local_store(uri)
-    if folder is not None:
-        folder.mkdir(parents=True, exist_ok=True)
-        if entry.get("artifact_location") is None:  # else MLflow puts them in ./mlruns of wherever the command ran
-            entry.artifact_location = str(folder.resolve() / "artifacts" / entry.experiment_name)
-    saved = {k: os.environ.get(k) for k in ("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "MLFLOW_HTTP_REQUEST_TIMEOUT")}
-    os.environ.update(MLFLOW_HTTP_REQUEST_MAX_RETRIES="0", MLFLOW_HTTP_REQUEST_TIMEOUT="10")  # once, not for minutes
-    try:
-        MlflowClient(uri).search_experiments(max_results=1)
-    except Exception as err:  # whatever the store raises, the user needs the URI and what to do
-        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        reason = reason if len(reason) <= 200 else reason[:200] + "..."
-        raise ConfigError(f"logger.mlflow.tracking_uri = {uri} cannot be reached ({reason}); start the MLflow "
-                          "server or correct the URI (or MLFLOW_TRACKING_URI), or leave logger=mlflow out.") from None
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 def start_runs(loggers: list) -> None:
@@ -128,8 +47,8 @@ def flat(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 class Dashboards(pl.Callback):
     """Sends the whole config at setup and the report at test end to every dashboard logger of the trainer."""
 
-    def __init__(self, config: dict[str, Any], out_dir: str | Path):
-        self.config, self.out_dir = config, Path(out_dir)
+    def __init__(self, config: dict[str, Any]):
+        self.config = config
         self._config_sent = False
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
@@ -160,40 +79,37 @@ class Dashboards(pl.Callback):
                 for path in best:
                     logger.experiment.log_artifact(logger.run_id, path, "checkpoints")
 
-    def on_test_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        """After RunReport (earlier in the callback list) has written the report files."""
-        if not trainer.is_global_zero:
-            return
-        out = self.out_dir
-        images = {tag: out / name for tag, name in REPORT_IMAGES.items() if (out / name).is_file()}
-        texts = {tag: (out / name).read_text() for tag, name in REPORT_TEXTS.items() if (out / name).is_file()}
-        files = [out / name for name in REPORT_FILES if (out / name).is_file()]
-        step = trainer.global_step
-        for logger in trainer.loggers:
-            if isinstance(logger, WandbLogger):
-                for tag, path in images.items():
-                    logger.log_image(key=tag, images=[str(path)])
-                if "classification_report" in texts:
-                    logger.log_text(key="classification_report", columns=["report"],
-                                    data=[[texts["classification_report"]]])
-                for path in files:
-                    logger.experiment.save(str(path), base_path=str(out), policy="now")
-            elif isinstance(logger, TensorBoardLogger):
-                for tag, path in images.items():
-                    logger.experiment.add_image(tag, _rgb(path), step, dataformats="HWC")
-                for tag, text in texts.items():  # indented: TensorBoard renders text as Markdown
-                    logger.experiment.add_text(tag, indent(text, "    "), step)
-                logger.experiment.flush()
-            elif isinstance(logger, MLFlowLogger):  # W&B keeps the config itself (its files/config.yaml)
-                for path in [*files, out / "config.yaml"]:
-                    logger.experiment.log_artifact(logger.run_id, str(path))
 
 
-def _rgb(path: Path) -> np.ndarray:
+def send_report(trainer: pl.Trainer, report: Report, images: dict[str, bytes], files: list[Path],
+                arch_table: str) -> None:
+    """The report to every dashboard logger: the figures as images, the classification report and the layer table as
+    text, the report files (written by the files sink just before; with the layer table) as uploads."""
+    texts = {"classification_report": report.per_class_text, "arch_table": arch_table}
+    step = trainer.global_step
+    for logger in trainer.loggers:
+        if isinstance(logger, WandbLogger):
+            for tag, png in images.items():
+                logger.log_image(key=tag, images=[_image(png)])
+            logger.log_text(key="classification_report", columns=["report"], data=[[report.per_class_text]])
+            for path in files:
+                logger.experiment.save(str(path), base_path=str(path.parent), policy="now")
+        elif isinstance(logger, TensorBoardLogger):
+            for tag, png in images.items():
+                logger.experiment.add_image(tag, np.asarray(_image(png).convert("RGB")), step, dataformats="HWC")
+            for tag, text in texts.items():  # indented: TensorBoard renders text as Markdown
+                logger.experiment.add_text(tag, indent(text, "    "), step)
+            logger.experiment.flush()
+        elif isinstance(logger, MLFlowLogger):
+            config = files[0].parent / "config.yaml"  # W&B keeps the config itself (its files/config.yaml)
+            for path in [*files, *([config] if config.is_file() else [])]:
+                logger.experiment.log_artifact(logger.run_id, str(path))
+
+
+def _image(png: bytes):
     from PIL import Image
 
-    with Image.open(path) as image:
-        return np.asarray(image.convert("RGB"))
+    return Image.open(io.BytesIO(png))
 
 
 def _tensorboard_hparams(logger: TensorBoardLogger, params: dict[str, Any]) -> None:

@@ -8,21 +8,18 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from omegaconf import DictConfig
 
+from cnnlab.checks.deploy import ExportOptions, PredictOptions
 from cnnlab.errors import ConfigError
 from cnnlab.images import read_inputs
 from cnnlab.inference import Deployable, load_classifier
 
-FORMATS = {"onnx": ".onnx", "torch_export": ".pt2"}
 
-
-def predict(cfg: DictConfig) -> Path:
+def predict(options: PredictOptions, out: Path) -> Path:
     """predictions.csv (file, predicted class, one probability column per class) and a console table."""
-    model = load_classifier(cfg.ckpt_path)
-    names, images = read_inputs(cfg.input, model.input_shape)
-    probs = model.probabilities(images, cfg.batch_size)
-    out = Path(cfg.output) if cfg.get("output") else Path(cfg.paths.output_dir) / "predictions.csv"
+    model = load_classifier(options.ckpt_path)
+    names, images = read_inputs(options.input, model.input_shape)
+    probs = model.probabilities(images, options.batch_size)
     out.parent.mkdir(parents=True, exist_ok=True)
     best = probs.argmax(1).tolist()
     with open(out, "w", newline="") as f:
@@ -39,17 +36,14 @@ def predict(cfg: DictConfig) -> Path:
     return out
 
 
-def export(cfg: DictConfig) -> Path:
+def export(options: ExportOptions, out: Path) -> Path:
     """The model with its normalisation as ONNX (checked with onnxruntime) or a torch.export program (.pt2)."""
-    if cfg.format not in FORMATS:
-        raise ConfigError(f"format={cfg.format!r}; expected one of {', '.join(FORMATS)}.")
-    model = load_classifier(cfg.ckpt_path)
+    model = load_classifier(options.ckpt_path)
     module = Deployable(model).eval()
-    out = Path(cfg.output) if cfg.get("output") else Path(cfg.paths.output_dir) / f"model{FORMATS[cfg.format]}"
     out.parent.mkdir(parents=True, exist_ok=True)
     example = torch.rand(4, *model.input_shape)
     batch = {0: torch.export.Dim("batch", min=1, max=1 << 16)}
-    if cfg.format == "onnx":
+    if options.format == "onnx":
         _to_onnx(module, example, batch, out, model.class_names)
         run = _onnx_runner(out)
     else:
@@ -66,17 +60,14 @@ def export(cfg: DictConfig) -> Path:
     diff = float(np.abs(run(check.numpy()) - expected).max())
     if diff > 1e-4:
         raise ConfigError(f"{out}: the exported model differs from the PyTorch model by {diff:.2e}.")
-    print(f"exported {out} ({cfg.format}); input 'image' float32 N x {' x '.join(map(str, model.input_shape))} "
+    print(f"exported {out} ({options.format}); input 'image' float32 N x {' x '.join(map(str, model.input_shape))} "
           f"in 0..1, output {'probabilities' if model.softmax_output else 'logits'} over "
           f"{len(model.class_names)} classes; max difference from PyTorch on a test batch: {diff:.1e}")
     return out
 
 
 def _to_onnx(module, example, batch, out: Path, class_names: list[str]) -> None:
-    try:
-        import onnx
-    except ImportError:
-        raise ConfigError("format=onnx needs the onnx packages: pip install -e '.[export]'") from None
+    import onnx
     torch.onnx.export(module, (example,), str(out), dynamo=True, dynamic_shapes=(batch,), input_names=["image"],
                       output_names=["output"], external_data=False, verbose=False)
     proto = onnx.load(str(out))

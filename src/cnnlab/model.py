@@ -17,50 +17,19 @@ from torch import nn
 from torchmetrics import Metric
 from torchmetrics.classification import MulticlassConfusionMatrix
 
+from cnnlab.checks.model import CUDA_GRAPH_MODES, ModelOptions
+from cnnlab.checks.optim import decay_kwargs
+from cnnlab.data.info import DataInfo
 from cnnlab.errors import ConfigError
 from cnnlab.layers import build_network
-from cnnlab.mixing import Mixer, check_mix
+from cnnlab.mixing import Mixer
 from cnnlab.optim import MATRIX, wants_matrices
 from cnnlab.schedules import is_per_step
-from cnnlab.tta import check_views, vote
+from cnnlab.tta import vote
 
 EVAL_SPLITS = ("test", "train_eval")  # test dataloaders, in order: the test split, the training set unaugmented
 VAL_SPLITS = ("val", "test_epoch")  # validation dataloaders: the validation split, the test split if monitored
 WHITENING_IMAGES = 5000  # training images an `init: whiten` layer is fitted to (airbench's number)
-
-
-def decay_kwargs(optimizer_factory: Callable, reg: float) -> dict[str, float]:
-    """The seed's L2 penalty as the optimizer's weight_decay, unless the optimizer config sets its own."""
-    if "weight_decay" in getattr(optimizer_factory, "keywords", {}):
-        if reg:
-            raise ConfigError("both model.reg and optim.weight_decay are set; the seed's L2 penalty is "
-                              "model.reg, so set model.reg=0 to use optim.weight_decay instead.")
-        return {}
-    return {"weight_decay": reg}
-
-
-CUDA_GRAPH_MODES = ("reduce-overhead", "max-autotune")
-
-
-def check_compile(compile: bool | str, mode: str | None) -> str | None:
-    """`model.compile` and `model.compile_mode`, checked before any data is read; the backend to use, or None."""
-    if compile is False or compile is None:
-        return None
-    import torch._dynamo
-
-    backends = torch._dynamo.list_backends(exclude_tags=())
-    backend = "inductor" if compile is True else compile
-    if not isinstance(backend, str) or backend not in backends:
-        raise ConfigError(f"model.compile = {compile!r}; expected true (inductor), false, or a torch.compile backend: "
-                          f"{', '.join(b for b in backends if 'TESTING' not in b)}.")
-    if mode is not None:
-        import torch._inductor
-
-        modes = list(torch._inductor.list_mode_options())
-        if backend != "inductor" or mode not in modes:
-            raise ConfigError(f"model.compile_mode = {mode!r} with backend {backend}; expected null or, with the "
-                              f"inductor backend (model.compile=true), one of {', '.join(modes)}.")
-    return backend
 
 
 def fused_kwargs(optimizer_factory: Callable, device: torch.device) -> dict[str, bool]:
@@ -97,43 +66,33 @@ class RunningStats(Metric):
 
 
 class LayerListClassifier(pl.LightningModule):
+    """`layers` and `data_info` are plain data, as checkpoints hold them; `options` are `model.*` (checked by
+    ModelOptions); `specs`, when the caller has parsed the list already, spares parsing it again."""
+
     def __init__(
         self,
         layers: list[dict[str, Any]],
         data_info: dict[str, Any],
         optimizer: Callable[..., torch.optim.Optimizer] | None = None,
         scheduler: Callable[..., Any] | None = None,
-        reg: float = 1e-3,
-        label_smoothing: float = 0.0,
-        tta: list[str] | None = None,
-        bn_bias_lr_scale: float = 1.0,
-        channels_last: bool = False,
-        compile: bool | str = False,
-        compile_mode: str | None = None,
-        mixup: dict[str, float] | None = None,
-        cutmix: dict[str, float] | None = None,
-        tta_shift: int = 2,
+        specs: tuple | None = None,
+        **options: Any,
     ):
         super().__init__()
         # in checkpoints; the loggers get the whole run config from cnnlab.dashboards instead of these arguments
-        self.save_hyperparameters(ignore=["optimizer", "scheduler"], logger=False)
+        self.save_hyperparameters(ignore=["optimizer", "scheduler", "specs"], logger=False)
         self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
-        self.tta_views = check_views(tta)
-        if isinstance(tta_shift, bool) or not isinstance(tta_shift, int) or tta_shift < 1:
-            raise ConfigError(f"model.tta_shift = {tta_shift!r}; expected pixels, a positive integer (the shift of "
-                              "the corner views of model.tta=[..., crops]).")
-        if isinstance(bn_bias_lr_scale, bool) or not isinstance(bn_bias_lr_scale, int | float) or bn_bias_lr_scale <= 0:
-            raise ConfigError(f"model.bn_bias_lr_scale = {bn_bias_lr_scale!r}; expected a number > 0 (1: the same "
-                              "learning rate as every other parameter; airbench uses 64).")
-        self._backend = check_compile(compile, compile_mode)
-        classes = len(data_info["class_names"])
-        self.net = build_network(layers, tuple(data_info["input_shape"]), classes)
+        self.options = ModelOptions.read(options)  # an older checkpoint's options: the missing ones at their defaults
+        self.info = DataInfo.from_dict(data_info)
+        self.tta_views = self.options.tta
+        classes = self.info.num_classes
+        self.net = build_network(list(specs) if specs else layers, self.info.input_shape, classes)
         if wants_matrices(optimizer) and not self.net.matrix_weights():
             raise ConfigError("optim=muon orthogonalises the weights of C and FC layers, and this layer list has none "
                               "that train (T, biases, batch norm and frozen or whitening kernels are not for Muon); "
                               "add a C or FC layer, or choose another optimizer (optim=sgd, optim=adam).")
-        self.criterion = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
-        self.mixer = Mixer(classes, check_mix(mixup, "model.mixup"), check_mix(cutmix, "model.cutmix"))
+        self.criterion = nn.CrossEntropyLoss(label_smoothing=self.options.label_smoothing)
+        self.mixer = Mixer(classes, self.options.mixup, self.options.cutmix)
         # every metric is a torchmetrics state, reduced across ranks at a point all ranks reach together
         # (epoch-level self.log(sync_dist=True) syncs lazily, e.g. from rank 0's progress bar, and deadlocks DDP)
         self.stats = nn.ModuleDict({f"{s}_": RunningStats() for s in ("train", *VAL_SPLITS, *EVAL_SPLITS)})
@@ -147,15 +106,15 @@ class LayerListClassifier(pl.LightningModule):
                 raise ConfigError("init: whiten needs the training images: fit with one of cnnlab's data modules.")
             n = self.net.init_from_data(self.trainer.datamodule.train_sample(WHITENING_IMAGES))
             print(f"init: whitened {n} layer(s) from the first {WHITENING_IMAGES:,} training images")
-        if self.hparams.channels_last:
+        if self.options.channels_last:
             self.net.to(memory_format=torch.channels_last)
-        if self._backend and "_compiled" not in self.__dict__:
+        if self.options.backend and "_compiled" not in self.__dict__:
             # kept out of the module tree: checkpoints hold the plain network's weights (no _orig_mod. keys)
-            self.__dict__["_compiled"] = torch.compile(self.net, backend=self._backend,
-                                                       mode=self.hparams.get("compile_mode"))
+            self.__dict__["_compiled"] = torch.compile(self.net, backend=self.options.backend,
+                                                       mode=self.options.compile_mode)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.hparams.channels_last:
+        if self.options.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         compiled = self.__dict__.get("_compiled")
         if compiled is None:
@@ -165,7 +124,7 @@ class LayerListClassifier(pl.LightningModule):
         out = compiled(x)
         # CUDA graphs reuse their output buffers at the next call: test-time augmentation calls the network several
         # times before it combines the outputs
-        return out.clone() if self.hparams.get("compile_mode") in CUDA_GRAPH_MODES and self.tta_views else out
+        return out.clone() if self.options.compile_mode in CUDA_GRAPH_MODES and self.tta_views else out
 
 
     # --- steps -------------------------------------------------------------------------------------
@@ -176,7 +135,7 @@ class LayerListClassifier(pl.LightningModule):
             x, target = self.mixer(x, y)  # mixed probabilities, or the labels for a batch left as it is
         # test-time augmentation on the test split only: validation and the training-set report stay one view
         if split == "test" and self.tta_views:
-            logits = vote(self, x, self.tta_views, self.hparams.get("tta_shift", 2))
+            logits = vote(self, x, self.tta_views, self.options.tta_shift)
         else:
             logits = self(x)
         loss = self.criterion(logits, target)
@@ -234,12 +193,12 @@ class LayerListClassifier(pl.LightningModule):
         trainable = [p for p in self.parameters() if p.requires_grad]
         matrices = {id(p) for p in self.net.matrix_weights()} if wants_matrices(self.optimizer_factory) else set()
         shifts: set[int] = set()
-        if self.hparams.bn_bias_lr_scale != 1:
+        if self.options.bn_bias_lr_scale != 1:
             norms = [m.bias for m in self.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.affine]
             shifts = {id(p) for p in norms if p.requires_grad}
         groups = [{"params": [p for p in trainable if id(p) in matrices], MATRIX: True},
                   {"params": [p for p in trainable if id(p) not in matrices | shifts]},
-                  {"params": [p for p in trainable if id(p) in shifts], "lr_scale": self.hparams.bn_bias_lr_scale}]
+                  {"params": [p for p in trainable if id(p) in shifts], "lr_scale": self.options.bn_bias_lr_scale}]
         return [g for g in groups if g["params"]]
 
     def configure_optimizers(self):
@@ -247,8 +206,8 @@ class LayerListClassifier(pl.LightningModule):
             raise ConfigError("no optimizer configured; choose one with optim=adam|sgd|rmsprop|gd.")
         factory = self.optimizer_factory
         optimizer = factory(params=self._param_groups(), **fused_kwargs(factory, self.device),
-                            **decay_kwargs(factory, self.hparams.reg))
-        scale = self.hparams.bn_bias_lr_scale
+                            **decay_kwargs(factory, self.options.reg))
+        scale = self.options.bn_bias_lr_scale
         for group in optimizer.param_groups:
             if group.get("lr_scale", 1.0) != 1.0:  # airbench: the product lr x weight decay stays the same
                 group["lr"] *= scale

@@ -44,7 +44,10 @@ def write_summary(sweep_dir: Path) -> list[dict[str, Any]]:
 
 
 def _plot(sweep_dir: Path, jobs: list[Path], rows: list[dict[str, Any]]) -> None:
-    from cnnlab.reports import epoch_history, plt
+    from cnnlab.report.figures import pyplot
+    from cnnlab.report.value import epoch_history
+
+    plt = pyplot()
 
     fig, (curves, bars) = plt.subplots(1, 2, figsize=(13, 4.5))
     labels = [f"{r['job']}: {r['overrides'] or '(defaults)'}" for r in rows]

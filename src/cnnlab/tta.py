@@ -7,28 +7,6 @@ from collections.abc import Callable, Sequence
 import torch
 import torch.nn.functional as F
 
-from cnnlab.errors import ConfigError
-
-VIEWS = ("flip", "translate", "crops")
-
-
-def check_views(views: Sequence[str] | str | None) -> tuple[str, ...]:
-    """`model.tta` as a tuple of known views; a single word is taken as a one-view list."""
-    if views is None:
-        return ()
-    if isinstance(views, str):
-        views = [views]
-    views = tuple(views)
-    unknown = [v for v in views if v not in VIEWS]
-    if unknown or len(set(views)) != len(views):
-        raise ConfigError(f"model.tta = {list(views)}; expected a list of distinct views among {', '.join(VIEWS)}, "
-                          "e.g. model.tta=[flip], model.tta=[flip,translate] or model.tta=[flip,crops] (or null for "
-                          "none).")
-    if "translate" in views and "crops" in views:
-        raise ConfigError(f"model.tta = {list(views)}: translate and crops are two kinds of shifted views; choose one "
-                          "(translate: airbench's one-pixel shifts, crops: the image and its four corner shifts).")
-    return views
-
 
 def vote(forward: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, views: Sequence[str],
          shift: int = 2) -> torch.Tensor:

@@ -1,42 +1,46 @@
-"""Data set families, by the name a data config gives in `family` (a registry, so configs import no code)."""
+"""Data sets: families (what a data set is and how its files are read), sources (images in memory or streamed) and
+the one LightningDataModule over them. Data configs name a family from this registry, never a `_target_`, so that
+neither a config nor a checkpoint can make cnnlab import code."""
 
 from __future__ import annotations
 
-import inspect
+import importlib
 from pathlib import Path
-from typing import Any
 
-from cnnlab.data.base import InMemoryDataModule
-from cnnlab.data.cifar import CIFAR10DataModule, CIFAR100DataModule
-from cnnlab.data.digits import DigitsDataModule
-from cnnlab.data.fer2013 import FER2013DataModule
-from cnnlab.data.folder import FolderDataModule
-from cnnlab.data.mnist import MNISTDataModule
-from cnnlab.data.stream import StreamDataModule
-from cnnlab.errors import ConfigError
+from cnnlab.checks.data import DataOptions
 
-FAMILIES: dict[str, type[InMemoryDataModule]] = {
-    "digits": DigitsDataModule,
-    "mnist": MNISTDataModule,
-    "cifar10": CIFAR10DataModule,
-    "cifar100": CIFAR100DataModule,
-    "fer2013": FER2013DataModule,
-    "folder": FolderDataModule,
-    "stream": StreamDataModule,
+# family -> (module, class): imported when used, so that checking a config stays light
+FAMILIES: dict[str, tuple[str, str]] = {
+    "digits": ("cnnlab.data.digits", "Digits"),
+    "mnist": ("cnnlab.data.mnist", "MNIST"),
+    "cifar10": ("cnnlab.data.cifar", "CIFAR10"),
+    "cifar100": ("cnnlab.data.cifar", "CIFAR100"),
+    "fer2013": ("cnnlab.data.fer2013", "FER2013"),
+    "folder": ("cnnlab.data.folder", "Folder"),
 }
 
 
-def make_datamodule(cfg: dict[str, Any], data_dir: str | Path) -> InMemoryDataModule:
-    """The data module a data config describes; reads nothing yet (that is `setup`'s job)."""
-    cfg = dict(cfg)
-    family = cfg.pop("family", None)
-    if family not in FAMILIES:
-        raise ConfigError(f"data.family = {family!r}; expected one of {', '.join(FAMILIES)}.")
-    cls = FAMILIES[family]
-    allowed = set(inspect.signature(InMemoryDataModule.__init__).parameters) - {"self", "data_dir"}
-    allowed |= set(inspect.signature(cls.__init__).parameters) - {"self", "data_dir", "kwargs"}
-    unknown = sorted(set(cfg) - allowed)
-    if unknown:
-        raise ConfigError(f"data config has unknown keys {unknown} for family {family!r}; "
-                          f"allowed: {', '.join(sorted(allowed))}.")
-    return cls(data_dir=data_dir, **cfg)
+def make_source(options: DataOptions | dict, data_dir: str | Path):
+    """Where the images come from; for a folder, its structure is scanned (nothing is decoded yet). `options`: checked
+    data options, or a plain data config (checked here)."""
+    if isinstance(options, dict):
+        from cnnlab.checks.data import read_data
+
+        options = read_data(options)
+    if options.family == "stream":
+        from cnnlab.data.stream import StreamSource
+
+        return StreamSource(options, data_dir)
+    from cnnlab.data.memory import MemorySource
+
+    module, name = FAMILIES[options.family]
+    family = getattr(importlib.import_module(module), name)(options, data_dir)
+    return MemorySource(family, options)
+
+
+def make_datamodule(options: DataOptions | dict, data_dir: str | Path):
+    """The run's LightningDataModule; reads nothing yet but a folder's structure and a shards folder's description."""
+    from cnnlab.data.module import ImageData
+
+    source = make_source(options, data_dir)
+    return ImageData(source, source.options)

@@ -3,33 +3,10 @@ alternating per image from one epoch to the next, as airbench does), and cutout.
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 import torch.nn.functional as F
 
-from cnnlab.errors import ConfigError
-
-AUGMENT_KEYS = ("crop_padding", "padding_mode", "flip", "cutout")
-PADDING_MODES = ("zeros", "reflect")
-FLIPS = (False, True, "alternate")
-
-
-def check_augment(options: dict[str, Any]) -> None:
-    """`data.augment`, checked before any data is read."""
-    unknown = set(options) - set(AUGMENT_KEYS)
-    if unknown:
-        raise ConfigError(f"data.augment has unknown keys {sorted(unknown)}; allowed: {', '.join(AUGMENT_KEYS)}.")
-    for key in ("crop_padding", "cutout"):
-        pixels = options.get(key, 0)
-        if not isinstance(pixels, int) or isinstance(pixels, bool) or pixels < 0:
-            raise ConfigError(f"data.augment.{key} = {pixels!r}; expected pixels, an integer >= 0.")
-    if options.get("padding_mode", "zeros") not in PADDING_MODES:
-        raise ConfigError(f"data.augment.padding_mode = {options['padding_mode']!r}; expected "
-                          f"{' or '.join(PADDING_MODES)}.")
-    if options.get("flip", False) not in FLIPS:
-        raise ConfigError(f"data.augment.flip = {options['flip']!r}; expected true (random), false, or alternate "
-                          "(each image mirrored every other epoch).")
+from cnnlab.checks.data import AugmentOptions
 
 
 def random_crop(x: torch.Tensor, padding: int, mode: str = "zeros") -> torch.Tensor:
@@ -72,17 +49,16 @@ def cutout(x: torch.Tensor, size: int, fill: torch.Tensor) -> torch.Tensor:
     return torch.where(inside[:, None], fill.to(x.device, x.dtype), x)
 
 
-def augment_batch(x: torch.Tensor, options: dict[str, Any], parity: torch.Tensor | None = None, epoch: int = 0,
+def augment_batch(x: torch.Tensor, options: AugmentOptions, parity: torch.Tensor | None = None, epoch: int = 0,
                   fill: torch.Tensor | None = None) -> torch.Tensor:
     """The `data.augment` options on a batch; `parity` (0/1 per image) is needed for `flip: alternate`, `fill`
     (per channel) for cutout."""
-    if options.get("crop_padding"):
-        x = random_crop(x, options["crop_padding"], options.get("padding_mode", "zeros"))
-    flip = options.get("flip", False)
-    if flip == "alternate":
+    if options.crop_padding:
+        x = random_crop(x, options.crop_padding, options.padding_mode)
+    if options.flip == "alternate":
         x = alternating_flip(x, parity, epoch)
-    elif flip:
+    elif options.flip:
         x = random_flip(x)
-    if options.get("cutout"):
-        x = cutout(x, options["cutout"], fill)
+    if options.cutout:
+        x = cutout(x, options.cutout, fill)
     return x.contiguous()

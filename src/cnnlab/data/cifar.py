@@ -8,8 +8,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from cnnlab.data.base import InMemoryDataModule, Split
+from cnnlab.data.family import Family
 from cnnlab.data.files import check_labels, missing, read_pickle
+from cnnlab.data.splits import Split
 from cnnlab.errors import DataError
 
 CIFAR100_CLASSES = (
@@ -23,7 +24,7 @@ CIFAR100_CLASSES = (
 ).split()
 
 
-class CIFAR10DataModule(InMemoryDataModule):
+class CIFAR10(Family):
     name = "cifar10"
     input_shape = (3, 32, 32)
     all_class_names = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
@@ -32,10 +33,6 @@ class CIFAR10DataModule(InMemoryDataModule):
     label_key = "labels"
     torchvision_class = "CIFAR10"
 
-    def __init__(self, download: bool = True, **kwargs):
-        super().__init__(**kwargs)
-        self.download = download
-
     @property
     def root(self) -> Path:
         return self.data_dir / self.folder
@@ -43,9 +40,9 @@ class CIFAR10DataModule(InMemoryDataModule):
     def _missing(self) -> list[str]:
         return [n for names in self.files.values() for n in names if not (self.root / n).is_file()]
 
-    def prepare_data(self) -> None:
+    def prepare(self) -> None:
         """Download through torchvision (rank 0 only) when files are missing and `download` is on."""
-        if self._missing() and self.download:
+        if self._missing() and self.options.download:
             import torchvision.datasets
 
             try:
@@ -66,14 +63,14 @@ class CIFAR10DataModule(InMemoryDataModule):
         check_labels(labels, len(self.all_class_names), path, what="image")
         return Split(torch.from_numpy(data.reshape(-1, 3, 32, 32).copy()), torch.from_numpy(labels))
 
-    def read_splits(self) -> dict[str, Split]:
+    def read(self) -> dict[str, Split]:
         if self._missing():
             raise missing(self.name, self.root, self._missing(),
                           "Run with data.download=true on a machine with network, or copy the files there.")
         return {split: Split.concat([self._read(self.root / n) for n in names]) for split, names in self.files.items()}
 
 
-class CIFAR100DataModule(CIFAR10DataModule):
+class CIFAR100(CIFAR10):
     name = "cifar100"
     all_class_names = tuple(CIFAR100_CLASSES)
     folder = "cifar-100-python"

@@ -5,17 +5,18 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from cnnlab.data.base import InMemoryDataModule, Split
+from cnnlab.data.family import Family
+from cnnlab.data.splits import Split
 
 
-class DigitsDataModule(InMemoryDataModule):
+class Digits(Family):
     """No official split: `test_size` and `val_size` images are held out at random (seeded)."""
 
     name = "digits"
     input_shape = (1, 8, 8)
     all_class_names = tuple(str(d) for d in range(10))
 
-    def read_splits(self) -> dict[str, Split]:
+    def read(self) -> dict[str, Split]:
         from sklearn.datasets import load_digits
 
         digits = load_digits()

@@ -20,8 +20,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from cnnlab.data.base import InMemoryDataModule, Split
+from cnnlab.data.family import Family
 from cnnlab.data.files import check_labels, missing
+from cnnlab.data.splits import Split
 from cnnlab.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -85,7 +86,7 @@ def _split(images: np.ndarray, labels: np.ndarray) -> Split:
     return Split(torch.from_numpy(images).unsqueeze(1), torch.from_numpy(labels))
 
 
-class FER2013DataModule(InMemoryDataModule):
+class FER2013(Family):
     name = "fer2013"
     input_shape = (1, 48, 48)
     all_class_names = ("Angry", "Disgust", "Fear", "Happy", "Sad", "Surprise", "Neutral")
@@ -100,10 +101,10 @@ class FER2013DataModule(InMemoryDataModule):
                 return [self.folder / n for n in names]
         raise missing("FER2013", self.folder, ["fer2013.csv  (or icml_face_data.csv, or train.csv + test.csv)"], WHERE)
 
-    def prepare_data(self) -> None:
+    def prepare(self) -> None:
         self._source()  # fail on rank 0 before anything else happens, with the path expected
 
-    def read_splits(self) -> dict[str, Split]:
+    def read(self) -> dict[str, Split]:
         sources = self._source()
         if len(sources) == 1:
             images, labels, usages = read_csv(sources[0], ("emotion", "pixels", "Usage"))

@@ -20,8 +20,10 @@ import numpy as np
 import torch
 from sklearn.model_selection import train_test_split
 
+from cnnlab.checks.data import FolderOptions
 from cnnlab.data import image_cache
-from cnnlab.data.base import InMemoryDataModule, Split
+from cnnlab.data.family import Family
+from cnnlab.data.splits import Split
 from cnnlab.errors import ConfigError, DataError
 
 log = logging.getLogger("cnnlab")
@@ -63,59 +65,36 @@ def histogram_stats(counts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return mean, var.sqrt()
 
 
-def _size(value: Any) -> tuple[int, int] | None:
-    if value is None:
-        return None
-    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
-        return (value, value)
-    if isinstance(value, list | tuple) and len(value) == 2 and all(isinstance(v, int) and v > 0 for v in value):
-        return (value[0], value[1])
-    raise ConfigError(f"data.image_size = {value!r}; expected a positive int (square) or [height, width], "
-                      "or null to keep the images' own size.")
-
-
-def _fraction(name: str, value: Any) -> float:
-    if isinstance(value, int | float) and not isinstance(value, bool) and 0 <= value < 1:
-        return float(value)
-    raise ConfigError(f"data.{name} = {value!r}; expected a fraction 0 <= x < 1 of the images.")
-
-
-class FolderDataModule(InMemoryDataModule):
+class Folder(Family):
     name = "folder"
 
-    def __init__(self, root: str | None = None, image_size: int | list[int] | None = None,
-                 channels: int | None = None, val_fraction: float = 0.1, test_fraction: float = 0.1,
-                 skip_bad_images: bool = False, cache: bool = True, cache_dir: str | None = None,
-                 workers: int | None = None, max_memory_gb: float | None = None, **kwargs):
-        if root is None or root == "???":
-            raise ConfigError("data=folder needs data.root=PATH: a folder with one sub-folder of images per class "
-                              "(or train/, val/, test/ folders that each hold the class folders).")
-        self.root = Path(root).expanduser()
-        self.image_size, self.channels = _size(image_size), channels
-        if channels not in (None, 1, 3):
-            raise ConfigError(f"data.channels = {channels!r}; expected 1 (grey), 3 (RGB) or null (the images').")
-        self.val_fraction = _fraction("val_fraction", val_fraction)
-        self.test_fraction = _fraction("test_fraction", test_fraction)
-        if self.val_fraction + self.test_fraction >= 1:
-            raise ConfigError(f"data.val_fraction + data.test_fraction = {self.val_fraction + self.test_fraction:g}"
-                              "; they must leave images for training (sum < 1).")
-        for key, value in (("skip_bad_images", skip_bad_images), ("cache", cache)):
-            if not isinstance(value, bool):
-                raise ConfigError(f"data.{key} = {value!r}; expected true or false.")
-        self.skip_bad_images, self.cache = skip_bad_images, cache
-        self.cache_dir = Path(cache_dir).expanduser() if cache_dir else self.root / ".cnnlab_cache"
-        self.workers = image_cache.worker_count(workers, "data.workers")
-        if max_memory_gb is not None and (not isinstance(max_memory_gb, int | float) or isinstance(max_memory_gb, bool)
-                                          or max_memory_gb <= 0):
-            raise ConfigError(f"data.max_memory_gb = {max_memory_gb!r}; expected a positive number of GiB, or null "
-                              "(a quarter of this machine's memory).")
+    def __init__(self, options: FolderOptions, data_dir: str | Path):
+        super().__init__(options, data_dir)
+        self.root = Path(options.root).expanduser()
+        self.image_size, self.channels = options.image_size, options.channels
+        self.cache_dir = Path(options.cache_dir).expanduser() if options.cache_dir else self.root / ".cnnlab_cache"
+        self.workers = image_cache.worker_count(options.workers, "data.workers")
         # loading holds the images twice for a moment (decoded, then gathered into the splits): a quarter of the
         # memory leaves the other half for that, the network and the rest of the process
-        self.max_memory_gb = max_memory_gb or memory_gib() / 4
-        self._auto_stats = kwargs.get("mean") is None or kwargs.get("std") is None
+        self.max_memory_gb = options.max_memory_gb or memory_gib() / 4
+        self.needs_statistics = options.mean is None or options.std is None
+        self.mean = self.std = None  # computed from the training split when read, if the config gives none
         self.files, self.labels, self.split_of, self.all_class_names = self._scan()
         self.input_shape = self._shape()
-        super().__init__(**kwargs)
+        for key in ("mean", "std"):
+            values = getattr(options, key)
+            if values is not None and len(values) != self.input_shape[0]:
+                raise ConfigError(f"data.{key} has {len(values)} values; expected one per channel "
+                                  f"({self.input_shape[0]}).")
+
+    @property
+    def skip_bad_images(self) -> bool:
+        return self.options.skip_bad_images
+
+    def statistics(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
+        if self.needs_statistics and self.mean is not None:
+            return self.mean, self.std
+        return super().statistics()
 
     # --- the folder's structure (no decoding) ---------------------------------------------------------------
     def _scan(self) -> tuple[list[Path], np.ndarray, list[str | None], tuple[str, ...]]:
@@ -192,13 +171,6 @@ class FolderDataModule(InMemoryDataModule):
         return DataError(f"{path}: not a readable image ({reason}){more}; fix or remove it, or set "
                          "data.skip_bad_images=true to skip and count such files.")
 
-    def info(self) -> dict[str, Any]:
-        """As every data set's, but the normalisation is computed from the training images when not given, so
-        they are read first (from the cache after the first run)."""
-        if self._auto_stats:
-            self.setup()
-        return super().info()
-
     # --- decoding, with the cache ------------------------------------------------------------------------------
     def _cache_file(self) -> Path:
         return image_cache.cache_path(self.cache_dir, self._options())
@@ -209,7 +181,7 @@ class FolderDataModule(InMemoryDataModule):
         return self._key_value
 
     def _cached(self) -> tuple[image_cache.Decoded, dict] | None:
-        if not self.cache:
+        if not self.options.cache:
             return None
         if "_cache_hit" not in self.__dict__:
             self._cache_hit = image_cache.load_cache(self._cache_file(), self._key())
@@ -221,16 +193,14 @@ class FolderDataModule(InMemoryDataModule):
             log.info("images from the cache %s", self._cache_file())
             return cached[0]
         decoded = image_cache.decode_all(self.files, tuple(self.input_shape), self.workers)
-        if self.cache:
+        if self.options.cache:
             image_cache.save_cache(self._cache_file(), self._key(), decoded, {"shape": list(self.input_shape)})
         return decoded
 
     def file_splits(self) -> dict[str, Split]:
-        """The splits as they would be read, with each image's index in `self.files` in place of its pixels: nothing
-        is decoded (for `prepare.py`, which streams the files into shards; this module cannot train after it)."""
-        self.read_splits = lambda: self._parts(torch.arange(len(self.files)), np.arange(len(self.files)))
-        self.setup()
-        return self.splits
+        """The folder's splits with each image's index in `self.files` in place of its pixels: nothing is decoded
+        (for `prepare.py`, which streams the files into shards)."""
+        return self._parts(torch.arange(len(self.files)), np.arange(len(self.files)))
 
     def _parts(self, x: torch.Tensor, keep: np.ndarray) -> dict[str, Split]:
         """The kept images by split folder, then the missing splits carved from train."""
@@ -250,7 +220,7 @@ class FolderDataModule(InMemoryDataModule):
                             f"write them into shards once (python src/prepare.py data=folder data.root={self.root} "
                             "out=SHARDS) and train with data=stream data.root=SHARDS, or raise data.max_memory_gb.")
 
-    def read_splits(self) -> dict[str, Split]:
+    def read(self) -> dict[str, Split]:
         self._check_memory()
         decoded = self._decode()
         bad = int((~decoded.ok).sum())
@@ -267,16 +237,16 @@ class FolderDataModule(InMemoryDataModule):
         splits = {k: Split(x[v.x], v.y) for k, v in
                   self._parts(torch.arange(len(self.files)), np.flatnonzero(ok)).items()}
         del x  # before the statistics, which copy one channel of the training images at a time
-        if self._auto_stats:  # from the training split, stored in checkpoints with the rest of info()
+        if self.needs_statistics:  # from the training split, stored in checkpoints with the rest of the info
             mean, std = channel_stats(splits["train"].x)
-            self.mean, self.std = mean.view(1, -1, 1, 1), std.clamp_min(1e-3).view(1, -1, 1, 1)
+            self.mean, self.std = tuple(mean.tolist()), tuple(std.clamp_min(1e-3).tolist())
         log.info("folder %s: %s images (%s classes)", self.root,
                  " / ".join(f"{k} {len(v):,}" for k, v in splits.items()), len(self.all_class_names))
         return splits
 
     def _carve_fractions(self, splits: dict[str, Split]) -> dict[str, Split]:
         """A test and a validation split taken from train where the folder has none (stratified, seeded)."""
-        for part, fraction in (("test", self.test_fraction), ("val", self.val_fraction)):
+        for part, fraction in (("test", self.options.test_fraction), ("val", self.options.val_fraction)):
             if part in splits:
                 continue
             train = splits["train"]
@@ -289,7 +259,7 @@ class FolderDataModule(InMemoryDataModule):
                                   f"that gives 1 to {len(train) - 1} images, or add a {self.root / part} folder.")
             counts = torch.bincount(train.y)
             stratify = train.y.numpy() if n >= len(counts) and counts[counts > 0].min() >= 2 else None
-            keep, held = train_test_split(np.arange(len(train)), test_size=n, random_state=self.seed,
+            keep, held = train_test_split(np.arange(len(train)), test_size=n, random_state=self.options.seed,
                                           stratify=stratify)
             splits["train"], splits[part] = train.take(np.sort(keep)), train.take(np.sort(held))
         return splits

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import torch
 
-from cnnlab.data.base import InMemoryDataModule, Split
+from cnnlab.data.family import Family
 from cnnlab.data.files import check_labels, find, missing, read_idx
+from cnnlab.data.splits import Split
 from cnnlab.errors import DataError
 
 FILES = {
@@ -14,14 +15,10 @@ FILES = {
 }
 
 
-class MNISTDataModule(InMemoryDataModule):
+class MNIST(Family):
     name = "mnist"
     input_shape = (1, 28, 28)
     all_class_names = tuple(str(d) for d in range(10))
-
-    def __init__(self, download: bool = True, **kwargs):
-        super().__init__(**kwargs)
-        self.download = download
 
     @property
     def raw_dir(self):
@@ -30,9 +27,9 @@ class MNISTDataModule(InMemoryDataModule):
     def _missing(self) -> list[str]:
         return [n for pair in FILES.values() for n in pair if find(self.raw_dir, n) is None]
 
-    def prepare_data(self) -> None:
+    def prepare(self) -> None:
         """Download through torchvision (rank 0 only) when files are missing and `download` is on."""
-        if self._missing() and self.download:
+        if self._missing() and self.options.download:
             from torchvision.datasets import MNIST
 
             try:
@@ -44,7 +41,7 @@ class MNISTDataModule(InMemoryDataModule):
                               "(gzipped or not) there by hand, or set CNNLAB_DATA_DIR to a folder that has "
                               "MNIST/raw/.") from None
 
-    def read_splits(self) -> dict[str, Split]:
+    def read(self) -> dict[str, Split]:
         if self._missing():
             raise missing("MNIST", self.raw_dir, self._missing(),
                           "Run with data.download=true on a machine with network, or copy the files there.")

@@ -22,15 +22,15 @@ from typing import Any
 
 import numpy as np
 
+from cnnlab.checks.places import SHARD_SPLITS, SHARDS_META
 from cnnlab.data.image_cache import decode
 from cnnlab.errors import ConfigError, DataError
 
 log = logging.getLogger("cnnlab")
 logging.getLogger("litdata").setLevel(logging.WARNING)  # its INFO lines (cache sizes) say nothing about the run
 
-META = "cnnlab.json"
+META, SPLITS = SHARDS_META, SHARD_SPLITS
 VERSION = 1
-SPLITS = ("train", "val", "test", "train_eval")
 STORES = ("auto", "encoded", "pixels")
 TASK_SIZE = 1000  # images per writer task: small enough to balance the workers, large enough to amortise a task
 
@@ -178,14 +178,6 @@ def stats_from_counts(counts: np.ndarray) -> tuple[list[float], list[float]]:
 
     mean, std = histogram_stats(torch.from_numpy(counts))
     return mean.tolist(), std.clamp_min(1e-3).tolist()
-
-
-def check_out(out: Path) -> None:
-    """Refuse to write into a folder that holds anything but earlier shards: it would be deleted."""
-    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / META).is_file()
-                                               and not (out / ".partial").is_dir())):
-        raise ConfigError(f"out={out} exists and is not a shards folder written by prepare.py; its files would be "
-                          "replaced: choose a new or empty folder.")
 
 
 def publish(out: Path, partial_dir: Path, meta: dict[str, Any]) -> None:

@@ -1,22 +1,23 @@
-"""`data=stream data.root=SHARDS`: train from shards written by `prepare.py`, never holding the data set in memory.
+"""`data=stream data.root=SHARDS`: images streamed from shards written by `prepare.py`, never held in memory.
 
 litdata's `StreamingDataset` reads the chunks (shuffled per epoch, sharded across loader workers, ranks and nodes)
 and its `StreamingDataLoader` keeps the position in the epoch, which Lightning saves in every checkpoint: a resumed
-run continues mid-epoch. Images are decoded in the loader's workers; batches are augmented and normalised on the
-training device by the in-memory base class, so every model option, report, predict and export work unchanged.
+run continues mid-epoch. Images are decoded in the loader's workers; the batching side (augmentation,
+normalisation on the device) is every source's.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 from pathlib import Path
-from typing import Any
 
 import torch
 
-from cnnlab.data.base import InMemoryDataModule, Split
+from cnnlab.checks.data import FIXED_BY_PREPARE, StreamOptions
+from cnnlab.data.info import DataInfo
 from cnnlab.data.shards import Decoder, read_meta
-from cnnlab.errors import ConfigError, DataError
+from cnnlab.errors import DataError
 
 log = logging.getLogger("cnnlab")
 logging.getLogger("litdata").setLevel(logging.WARNING)  # its INFO lines (cache sizes) say nothing about the run
@@ -24,123 +25,97 @@ logging.getLogger("litdata").setLevel(logging.WARNING)  # its INFO lines (cache 
 logging.getLogger("litdata.streaming.dataset").addFilter(lambda record: "disabled the `drop_last`" not in
                                                          record.getMessage())
 
-FIXED_BY_PREPARE = ("protocol", "val_size", "test_size", "classes", "train_size", "train_eval_size")
 
+class StreamSource:
+    """Where images come from when they are streamed from shards."""
 
-class StreamDataModule(InMemoryDataModule):
-    name = "stream"
+    streamed = True
 
-    def __init__(self, root: str | None = None, workers: int = 2, class_names: list[str] | None = None,
-                 image_size: list[int] | None = None, **kwargs):
-        if root is None or root == "???":
-            raise ConfigError("data=stream needs data.root=SHARDS: a folder written by python src/prepare.py "
-                              "data=<data set> out=SHARDS.")
-        if not isinstance(workers, int) or isinstance(workers, bool) or workers < 0:
-            raise ConfigError(f"data.workers = {workers!r}; expected the number of decoding processes (0: decode "
-                              "in the training process).")
-        self.root, self.workers = Path(root).expanduser(), workers
-        self.meta = read_meta(self.root)
-        self.input_shape = tuple(self.meta["input_shape"])
-        self.all_class_names = tuple(self.meta["class_names"])
-        self._expect(class_names, image_size)
-        ignored = {k: kwargs.pop(k) for k in FIXED_BY_PREPARE if kwargs.get(k) is not None}
-        if ignored:  # an experiment written for the in-memory data set may set them; the shards already decided
-            log.info("data=stream: %s were fixed when the shards were written (prepare.py); ignored here",
-                     ", ".join(f"{k}={v}" for k, v in ignored.items()))
-        for key in ("mean", "std"):  # the training split's, computed when the shards were written
-            if kwargs.get(key) is None:
-                kwargs[key] = self.meta[key]
-        kwargs["on_device"] = False  # streamed: the data set is, by definition, not held anywhere whole
-        super().__init__(**kwargs)
+    def __init__(self, options: StreamOptions, data_dir: str | Path | None = None):
+        self.options, self.root = options, Path(options.root).expanduser()
+        self.meta = read_meta(self.root)  # the shards checked, before anything else
         self.name = self.meta["name"]
+        self.input_shape = tuple(self.meta["input_shape"])
+        self.class_names = list(self.meta["class_names"])
+        self._expect(options)
+        set_here = [f"{k}={getattr(options, k)}" for k in FIXED_BY_PREPARE
+                    if getattr(options, k) != type(options).fields()[k].check(type(options).fields()[k].default)]
+        if set_here:  # an experiment written for the in-memory data set may set them; the shards already decided
+            log.info("data=stream: %s were fixed when the shards were written (prepare.py); ignored here",
+                     ", ".join(set_here))
         self._decoder = Decoder(self.input_shape, self.meta["store"] == "encoded")
+        self.world, self.workers = 1, max(options.workers, 1)  # the ranks are known when the loaders are made
 
-    def _expect(self, class_names: list[str] | None, image_size: list[int] | None) -> None:
+    def _expect(self, options: StreamOptions) -> None:
         """The config's own statement of the classes and image size, when it makes one, must be the shards'."""
         where = self.root / "cnnlab.json"
-        if class_names is not None and list(class_names) != list(self.all_class_names):
-            raise DataError(f"{where}: the shards hold classes {list(self.all_class_names)}, the config expects "
-                            f"{list(class_names)} (data.class_names); write shards of those classes or fix the "
-                            "config.")
-        if image_size is not None:
-            size = [image_size, image_size] if isinstance(image_size, int) else list(image_size)
-            if size != list(self.input_shape[1:]):
-                raise DataError(f"{where}: the shards hold {self.input_shape[1]}x{self.input_shape[2]} images, the "
-                                f"config expects {size[0]}x{size[1]} (data.image_size); write the shards again with "
-                                "data.image_size set, or fix the config.")
+        if options.class_names is not None and list(options.class_names) != self.class_names:
+            raise DataError(f"{where}: the shards hold classes {self.class_names}, the config expects "
+                            f"{list(options.class_names)} (data.class_names); write shards of those classes or fix "
+                            "the config.")
+        if options.image_size is not None and tuple(options.image_size) != self.input_shape[1:]:
+            h, w = options.image_size
+            raise DataError(f"{where}: the shards hold {self.input_shape[1]}x{self.input_shape[2]} images, the config "
+                            f"expects {h}x{w} (data.image_size); write the shards again with data.image_size set, or "
+                            "fix the config.")
 
-    def info(self) -> dict[str, Any]:
-        return {**super().info(), "shards": str(self.root)}
+    def prepare(self) -> None:
+        """Nothing to download: the shards were checked when the source was made."""
 
-    def setup(self, stage: str | None = None) -> None:
-        if self.splits:
-            return
-        # sizes only: the images stay in the chunk files; `flip: alternate` needs one bit per training position
-        self.splits = {name: _Count(self.meta["splits"][name]["images"]) for name in ("train", "val", "test")}
-        self.train_eval = _Count(self.meta["splits"]["train_eval"]["images"])
-        train_positions = self.meta["splits"]["train"]["positions"]
-        self.flip_parity = torch.randint(0, 2, (train_positions,), generator=torch.Generator().manual_seed(self.seed))
+    def open(self) -> None:
+        """Nothing to read ahead: the images stay in the chunk files."""
 
-    def _dataset(self, split: str, shuffle: bool):
-        from litdata import StreamingDataset
+    @property
+    def info(self) -> DataInfo:
+        mean = self.options.mean or tuple(self.meta["mean"])  # the training split's, computed when written
+        std = self.options.std or tuple(self.meta["std"])
+        return DataInfo(self.meta["name"], self.input_shape, tuple(self.class_names), tuple(mean), tuple(std),
+                        shards=str(self.root))
 
-        # made here, in the process that trains (after DDP has started): litdata shards by the ranks it sees then
-        return StreamingDataset(str(self.root / split), shuffle=shuffle, drop_last=shuffle, seed=self.seed,
-                                transform=self._decoder)
+    @functools.cached_property
+    def flip_parity(self) -> torch.Tensor:
+        """`flip: alternate` needs one bit per training position."""
+        positions = self.meta["splits"]["train"]["positions"]
+        return torch.randint(0, 2, (positions,), generator=torch.Generator().manual_seed(self.options.seed))
 
-    def train_sample(self, n: int) -> torch.Tensor:
-        """The first `n` training images as stored, normalised (for `init: whiten`); read from the chunks directly."""
+    def count(self, split: str) -> int:
+        return self.meta["splits"][split]["images"]
+
+    def sample(self, n: int) -> torch.Tensor:
+        """The first `n` training images as stored (uint8), read from the chunks directly (for `init: whiten`)."""
         from litdata import StreamingDataset
 
         dataset = StreamingDataset(str(self.root / "train"), transform=self._decoder)
-        images = torch.stack([dataset[i][0] for i in range(min(n, len(dataset)))])
-        return self._normalise(images.float().div_(255))
+        return torch.stack([dataset[i][0] for i in range(min(n, len(dataset)))])
 
-    def _loader(self, split: str, shuffle: bool):
-        from litdata import StreamingDataLoader
+    def loader(self, split: str, batch_size: int, shuffle: bool, rank: int, world: int, device: torch.device):
+        from litdata import StreamingDataLoader, StreamingDataset
 
-        size = self._train_batch_size() if shuffle else self._eval_batch_size(split)
-        device = self._device()
+        self.world = world
+        size = self._train_batch_size(batch_size) if shuffle else self._eval_batch_size(split, batch_size)
+        # made here, in the process that trains (after DDP has started): litdata shards by the ranks it sees then
+        dataset = StreamingDataset(str(self.root / split), shuffle=shuffle, drop_last=shuffle, seed=self.options.seed,
+                                   transform=self._decoder)
         # its own generator: starting the workers would otherwise draw their seeds from the global RNG, so a resumed
         # run would see other dropout masks than the uninterrupted one
-        return StreamingDataLoader(self._dataset(split, shuffle), batch_size=size, num_workers=self.workers,
+        return StreamingDataLoader(dataset, batch_size=size, num_workers=self.options.workers,
                                    pin_memory=device.type == "cuda", generator=torch.Generator())
 
-    def _readers(self) -> tuple[int, int]:
-        """(ranks, loader workers per rank): litdata divides each split among all of them."""
-        return (self.trainer.world_size if self.trainer is not None else 1), max(self.workers, 1)
-
-    def _train_batch_size(self) -> int:
+    def _train_batch_size(self, batch_size: int) -> int:
         """Training drops the last partial batch (litdata's drop_last: equal steps on every rank)."""
-        world, workers = self._readers()
-        images = self.meta["splits"]["train"]["images"]
-        if images < self.batch_size * world * workers:
+        images = self.count("train")
+        if images < batch_size * self.world * self.workers:
             raise DataError(f"{self.root / 'train'} has {images:,} images, fewer than one batch for each rank's "
-                            f"loader workers ({self.batch_size} x {world} x {workers}); lower data.batch_size or "
+                            f"loader workers ({batch_size} x {self.world} x {self.workers}); lower data.batch_size or "
                             "data.workers.")
-        return self.batch_size
+        return batch_size
 
-    def _eval_batch_size(self, split: str) -> int:
+    def _eval_batch_size(self, split: str, batch_size: int) -> int:
         """litdata gives each rank's loader workers whole batches and the remainder to the last: with batches of at most
         a share of the split, every rank has one (Lightning needs that) and every image is evaluated exactly once."""
-        world, workers = self._readers()
-        images = self.meta["splits"][split]["images"]
-        if images < world * workers:
-            raise DataError(f"{self.root / split} has {images} images, fewer than ranks x loader workers ({world} x "
-                            f"{workers}); use fewer data.workers or ranks, or write more images into it.")
-        return min(self.eval_batch_size, images // (world * workers))
-
-    def train_dataloader(self):
-        # a resumed run: Lightning gives the loader back its state from the checkpoint (the position in the epoch)
-        return self._loader("train", shuffle=True)
-
-
-class _Count(Split):
-    """A split known by its size only (the images are in the shards)."""
-
-    def __init__(self, n: int):
-        super().__init__(torch.empty(0), torch.empty(0))
-        self.n = n
-
-    def __len__(self) -> int:
-        return self.n
+        images = self.count(split)
+        if images < self.world * self.workers:
+            raise DataError(f"{self.root / split} has {images} images, fewer than ranks x loader workers "
+                            f"({self.world} x {self.workers}); use fewer data.workers or ranks, or write more images "
+                            "into it.")
+        return min(batch_size, images // (self.world * self.workers))

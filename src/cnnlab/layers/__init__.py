@@ -1,8 +1,16 @@
-"""Layer lists: their specs and checks (`spec`), files (`io`) and the network built from them (`build`)."""
+"""Layer lists: their specs and checks (`spec`), files (`io`), sizes (`scale`) and the network built from them
+(`build`). The network builder (torch) is imported when first used, so that checking a list stays light."""
 
-from cnnlab.layers.build import Network, build_network
 from cnnlab.layers.io import load_layers
 from cnnlab.layers.scale import resize
 from cnnlab.layers.spec import LAYER_FIELDS, LayerSpec, parse_layers
 
 __all__ = ["LAYER_FIELDS", "LayerSpec", "Network", "build_network", "load_layers", "parse_layers", "resize"]
+
+
+def __getattr__(name: str):
+    if name in ("Network", "build_network"):
+        from cnnlab.layers import build
+
+        return getattr(build, name)
+    raise AttributeError(f"module 'cnnlab.layers' has no attribute {name!r}")

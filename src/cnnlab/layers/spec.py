@@ -5,35 +5,46 @@ Pure Python on purpose: a layer list is checked here before torch builds anythin
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from cnnlab.errors import ArchError
-from cnnlab.layers.fields import (
-    ACTIVATIONS,
+from cnnlab.checks.fields import (
+    Checker,
     Field,
-    activation,
     boolean,
     choice,
     fraction,
-    padding,
+    is_int,
+    optional,
     pair,
     percent,
     positive_int,
     positive_number,
+    suggest,
 )
+from cnnlab.errors import ArchError
+
+ACTIVATIONS = ("relu", "tanh", "sigmoid", "gelu", "elu", "leaky_relu", "silu")
+activation = choice(*ACTIVATIONS, None)
 
 
-def _optional_pair(value: Any) -> tuple[int, int] | None:
-    return None if value is None else pair(value)
+def _padding(value: Any) -> str | int:
+    if value in ("same", "valid") or (is_int(value) and value >= 0):
+        return value
+    raise ValueError("'same' (TensorFlow SAME: output = ceil(input / stride)), 'valid', or an int >= 0")
+
+
+padding = Checker(_padding, ("full", -1, True))
 
 
 def _nonempty_list(value: Any) -> list:
     if isinstance(value, list | tuple) and value:
         return list(value)
     raise ValueError("a non-empty list of layers, e.g. [{type: C, num_output: 64, kernel_size: 3}]")
+
+
+layer_list = Checker(_nonempty_list, ([], "C", 3))
 
 
 _DROP = Field(percent, 0.0, "dropout after the layer, in percent")
@@ -59,7 +70,7 @@ LAYER_FIELDS: dict[str, dict[str, Field]] = {
     "P": {
         "pool": Field(choice("max", "avg"), "max", "max or avg pooling"),
         "kernel_size": Field(pair, help="window height and width"),
-        "stride": Field(_optional_pair, None, "stride (default: the kernel size)"),
+        "stride": Field(optional(pair), None, "stride (default: the kernel size)"),
         "padding": Field(padding, "same", "'same' (TensorFlow SAME), 'valid' or an int"),
         "drop_out": _DROP,
     },
@@ -78,12 +89,12 @@ LAYER_FIELDS: dict[str, dict[str, Field]] = {
     "DO": {"drop_out": Field(percent, help="dropout in percent")},
     "A": {"activation": Field(choice(*ACTIVATIONS), help="activation on its own")},
     "R": {
-        "layers": Field(lambda v: _nonempty_list(v), help="the block's own layer list (no T)"),
+        "layers": Field(layer_list, help="the block's own layer list (no T)"),
         "activation": Field(activation, "relu", "activation after the sum"),
     },
     "REPEAT": {
         "times": Field(positive_int, help="how many copies of its layers follow one another (x arch.depth)"),
-        "layers": Field(lambda v: _nonempty_list(v), help="the layers to repeat (no T)"),
+        "layers": Field(layer_list, help="the layers to repeat (no T)"),
     },
     "BN": {
         "scale": Field(boolean, True, "learn a per-channel scale (false: fixed at 1, only the shift is learnt)"),
@@ -130,13 +141,6 @@ class LayerSpec:
         return out
 
 
-def _suggest(word: str, options: list[str]) -> str:
-    close = difflib.get_close_matches(word, options, n=1, cutoff=0.5)
-    if not close and word.upper() in options:
-        close = [word.upper()]
-    return f" Did you mean '{close[0]}'?" if close else ""
-
-
 def _to_plain(value: Any) -> Any:
     """OmegaConf containers to Python ones, so that checks see lists and dicts only."""
     try:
@@ -162,13 +166,13 @@ def parse_layer(index: int, raw: Any, parent: str = "") -> LayerSpec:
         raise ArchError(f"{parent}layer {index}: missing field 'type'; allowed types: {', '.join(LAYER_FIELDS)}.")
     if kind not in LAYER_FIELDS:
         raise ArchError(f"{parent}layer {index}: unknown type {kind!r}; allowed types: {', '.join(LAYER_FIELDS)}."
-                        + _suggest(str(kind), list(LAYER_FIELDS)))
+                        + suggest(str(kind), list(LAYER_FIELDS)))
     fields = LAYER_FIELDS[kind]
     where = f"{parent}layer {index} ({kind})"
     for name in raw:
         if name != "type" and name not in fields:
             allowed = ", ".join(fields) or "none"
-            hint = _suggest(name, list(fields))
+            hint = suggest(name, list(fields))
             raise ArchError(f"{where}: unknown field {name!r}; fields of {kind}: {allowed}.{hint}")
     args = {}
     for name, spec in fields.items():

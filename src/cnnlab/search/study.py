@@ -4,22 +4,25 @@ draws the lists is the agent: `tpe` (default), `random`, or `qlearning` (MetaQNN
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import logging
 import math
 import random
 import time
-from pathlib import Path
 from typing import Any
 
 import optuna
 import pytorch_lightning as pl
-from omegaconf import DictConfig, OmegaConf, open_dict
 from sqlalchemy.exc import SQLAlchemyError
 
 from cnnlab.callbacks import NonFiniteLoss
+from cnnlab.checks.arch import Arch
+from cnnlab.checks.search import SearchPlan
+from cnnlab.checks.train import TrainPlan
 from cnnlab.data import make_datamodule
 from cnnlab.errors import ArchError, ConfigError
-from cnnlab.layers import build_network
+from cnnlab.layers import build_network, parse_layers, resize
 from cnnlab.run import build
 from cnnlab.search.outputs import write_outputs
 from cnnlab.search.qlearning import QLearningSampler, check_schedule
@@ -28,8 +31,6 @@ from cnnlab.search.template import TemplateSpace
 
 log = logging.getLogger("cnnlab.search")
 
-OBJECTIVES = {"val_err", "params", "flops"}
-AGENTS = ("tpe", "random", "qlearning")
 
 
 class _Pruning(pl.Callback):
@@ -59,24 +60,19 @@ def make_space(space: dict[str, Any], datamodule) -> TemplateSpace | SequentialS
 
 
 class Search:
-    def __init__(self, cfg: DictConfig):
-        self.cfg, self.out_dir = cfg, Path(cfg.paths.output_dir)
-        self.objectives = list(cfg.objectives)
-        if not self.objectives or set(self.objectives) - OBJECTIVES or self.objectives[0] != "val_err":
-            raise ConfigError(f"objectives = {self.objectives}; expected [val_err] or [val_err, params|flops].")
-        self.data_cfg = OmegaConf.to_container(cfg.data, resolve=True)
-        self.datamodule = make_datamodule(self.data_cfg, cfg.paths.data_dir)
-        self.space = make_space(OmegaConf.to_container(cfg.search, resolve=True), self.datamodule)
-        self.agent = OmegaConf.to_container(cfg.agent, resolve=True) if cfg.get("agent") else {"name": "tpe"}
+    def __init__(self, plan: SearchPlan):
+        self.plan, self.options, self.out_dir = plan, plan.options, plan.out
+        self.objectives = list(plan.options.objectives)
+        self.datamodule = make_datamodule(plan.base.data, plan.base.data_dir)
+        self.space = make_space(plan.space, self.datamodule)
+        self.agent = plan.agent
         self.stages = None
         self.sampler = self._sampler()
 
     def _sampler(self) -> optuna.samplers.BaseSampler:
         """The agent that draws the layer lists, checked before any trial."""
-        agent, seed = dict(self.agent), self.cfg.sampler_seed
+        agent, seed = dict(self.agent), self.options.sampler_seed
         name = agent.pop("name", None)
-        if name not in AGENTS:
-            raise ConfigError(f"agent = {name!r}; expected one of {', '.join(AGENTS)}.")
         if name == "tpe":
             return optuna.samplers.TPESampler(seed=seed)
         if name == "random":
@@ -84,7 +80,7 @@ class Search:
         if self.space.kind != "sequential":
             raise ConfigError("agent=qlearning builds layer lists one layer at a time: it needs a sequential space, "
                               "e.g. search=metaqnn (conf/search/metaqnn.yaml), not a template space.")
-        self.stages = check_schedule(agent.pop("epsilon", None), self.cfg.n_trials)
+        self.stages = check_schedule(agent.pop("epsilon", None), self.options.n_trials)
         try:
             return QLearningSampler(self.stages, seed=seed, **agent)
         except TypeError as err:
@@ -93,16 +89,16 @@ class Search:
 
     def study(self) -> optuna.Study:
         self.out_dir.mkdir(parents=True, exist_ok=True)
-        url = self.cfg.storage or f"sqlite:///{self.out_dir / 'study.db'}"
+        url = self.options.storage or f"sqlite:///{self.out_dir / 'study.db'}"
         # SQLite shared by several workers: wait for the lock instead of failing at once
         kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
         directions = ["minimize"] * len(self.objectives)
-        pruner = optuna.pruners.MedianPruner(n_warmup_steps=1) if self.cfg.pruning and len(directions) == 1 \
+        pruner = optuna.pruners.MedianPruner(n_warmup_steps=1) if self.options.pruning and len(directions) == 1 \
             else optuna.pruners.NopPruner()  # Optuna prunes single-objective studies only
         for attempt in range(5):
             try:
                 storage = optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
-                study = optuna.create_study(study_name=self.cfg.study_name, storage=storage,
+                study = optuna.create_study(study_name=self.options.study_name, storage=storage,
                                             directions=directions, sampler=self.sampler, pruner=pruner,
                                             load_if_exists=True)
                 break
@@ -119,7 +115,7 @@ class Search:
             for key, value in signature.items():
                 study.set_user_attr(key, value)
         elif before != signature:
-            raise ConfigError(f"study {self.cfg.study_name} was searched with agent={before['agent']} on a "
+            raise ConfigError(f"study {self.options.study_name} was searched with agent={before['agent']} on a "
                               f"{before['space']} space; resume it with the same agent and space, or start another "
                               "study with study_name=<new name>.")
         return study
@@ -136,12 +132,13 @@ class Search:
         shape, classes = self.datamodule.input_shape, self.datamodule.num_classes
         trial.set_user_attr("layers", layers)
         trial.set_user_attr("hyper", hyper)
-        net = build_network(layers, shape, classes)  # ArchError: refused, recorded as a failed trial
+        specs = resize(parse_layers(layers))
+        net = build_network(specs, shape, classes)  # ArchError: refused, recorded as a failed trial
         trial.set_user_attr("params", net.num_params)
         trial.set_user_attr("flops", net.flops)
-        self.datamodule.batch_size = hyper["batch_size"]
+        self.datamodule.options = dataclasses.replace(self.datamodule.options, batch_size=hyper["batch_size"])
         pruning = _Pruning(trial, report=len(self.objectives) == 1)
-        run = build(self.trial_config(trial.number, layers, hyper), self.datamodule, [pruning], quiet=True)
+        run = build(self.trial_plan(trial.number, specs, hyper), self.datamodule, [pruning])
         run.trainer.fit(run.model, datamodule=run.datamodule)
         if pruning.pruned:
             raise optuna.TrialPruned()
@@ -150,37 +147,40 @@ class Search:
         values = (val_err, *(float(extra[o]) for o in self.objectives[1:]))
         return values if len(values) > 1 else values[0]
 
-    def trial_config(self, number: int, layers: list[dict[str, Any]], hyper: dict[str, Any]) -> DictConfig:
-        """A trial as a training run of `train.py`'s kind: the study's config (data, model.*, optim, trainer) with the
+    def trial_plan(self, number: int, specs, hyper: dict[str, Any]) -> TrainPlan:
+        """A trial as a training run of `train.py`'s kind: the study's plan (data, model.*, optim, trainer) with the
         sampled layer list, learning rate, L2 penalty and batch size; no checkpoints, loggers or test split. Its
-        resolved config and layer table are kept in `trials/<number>/`."""
-        cfg = self.cfg.copy()
-        with open_dict(cfg):
-            cfg.arch = {"layers": layers}
-            cfg.optim.lr, cfg.model.reg, cfg.data.batch_size = hyper["lr"], hyper["reg"], hyper["batch_size"]
-            cfg.trainer.update(max_epochs=self.space.epochs, enable_checkpointing=False, enable_progress_bar=False)
-            cfg.update(seed=self.cfg.seed + number, ckpt_path=None, test=False, checkpoint_every_n_steps=None,
-                       callbacks={}, logger={})
-            cfg.paths.output_dir = str(self.out_dir / "trials" / str(number))
-        return cfg
+        config and layer table are kept in `trials/<number>/`."""
+        base = self.plan.base
+        factory = base.optimisation.optimizer
+        optimizer = functools.partial(factory.func, *factory.args, **{**factory.keywords, "lr": hyper["lr"]})
+        arch = Arch(None, tuple(specs))
+        config = {**base.config, "arch": {"layers": arch.raw}, "seed": base.run.seed + number,
+                  "trial": {"number": number, **hyper}}
+        return base.replace(
+            run=dataclasses.replace(base.run, seed=base.run.seed + number), arch=arch,
+            optimisation=dataclasses.replace(base.optimisation, optimizer=optimizer, reg=hyper["reg"]),
+            model=dataclasses.replace(base.model, reg=hyper["reg"]),
+            data=dataclasses.replace(base.data, batch_size=hyper["batch_size"]),
+            trainer=dataclasses.replace(base.trainer, max_epochs=self.space.epochs),
+            out=self.out_dir / "trials" / str(number), config=config)
 
     def run(self) -> optuna.Study:
         study = self.study()
         done = len(study.trials)
-        if done >= self.cfg.n_trials:
-            log.info("study %s already has %d trials (n_trials=%d).", self.cfg.study_name, done, self.cfg.n_trials)
+        if done >= self.options.n_trials:
+            log.info("study %s already has %d trials (n_trials=%d).", self.options.study_name, done,
+                     self.options.n_trials)
         else:
             logging.getLogger("pytorch_lightning").setLevel(logging.WARNING)
             study.optimize(self.objective, catch=(ArchError, NonFiniteLoss), callbacks=[optuna.study.MaxTrialsCallback(
-                self.cfg.n_trials, states=None)])
+                self.options.n_trials, states=None)])
         write_outputs(study, self.out_dir, self.objectives, self.datamodule, self.space, self.stages)
         return study
 
 
-def run_search(cfg: DictConfig) -> optuna.Study:
-    if not isinstance(cfg.n_trials, int) or isinstance(cfg.n_trials, bool) or cfg.n_trials < 1:
-        raise ConfigError(f"n_trials = {cfg.n_trials!r}; expected a positive integer.")
-    return Search(cfg).run()
+def run_search(plan: SearchPlan) -> optuna.Study:
+    return Search(plan).run()
 
 
 def _race(err: Exception) -> bool:

@@ -1,0 +1,163 @@
+"""`python src/train.py`: the whole config checked once into a frozen plan, before anything is built or read."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cnnlab.checks.arch import Arch, read_arch
+from cnnlab.checks.callbacks import read_callbacks
+from cnnlab.checks.data import DataOptions, read_data
+from cnnlab.checks.fields import (
+    OptionError,
+    boolean,
+    existing_file,
+    integer,
+    number,
+    optional,
+    positive_int,
+    text,
+)
+from cnnlab.checks.loggers import read_loggers
+from cnnlab.checks.model import ModelOptions
+from cnnlab.checks.nodes import Master, read_nodes
+from cnnlab.checks.optim import Optimisation, read_optimisation
+from cnnlab.checks.options import Options, option
+from cnnlab.checks.places import earlier_run, writable
+from cnnlab.checks.resume import check_resume
+from cnnlab.checks.trainer import TrainerOptions
+
+log = logging.getLogger("cnnlab")
+
+SEED = integer(0, 2**32 - 1, example=42)  # what NumPy's and torch's generators take
+
+
+@dataclass(frozen=True)
+class Job:
+    """Where a run sits in Hydra's launch: a sweep job (its folder, number and overrides) or a single run."""
+
+    sweep_dir: Path | None = None
+    name: str = ""  # the job's overrides as a folder name (dashboards name sweep runs by it)
+
+    @property
+    def in_sweep(self) -> bool:
+        return self.sweep_dir is not None
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunOptions(Options):
+    """The root options of train.yaml."""
+
+    task_name: str = option(text, "train", "the entry point (runs go to outputs/<task_name>/)")
+    seed: int = option(SEED, 42, "seeds Python, NumPy and torch (init, shuffling, augmentation)")
+    ckpt_path: Path | None = option(optional(existing_file("a checkpoint, e.g. outputs/train/<run>/checkpoints/"
+                                                           "last.ckpt")), None, "a checkpoint to resume from")
+    test: bool = option(boolean, True, "evaluate the best checkpoint on the test split after training")
+    checkpoint_every_n_steps: int | None = option(optional(positive_int), None, "also write last.ckpt every N steps")
+    master_timeout_s: float = option(number(0, low_open=True, example=300), 300.0,
+                                     "multi-node by hand: how long a node waits for its master")
+
+
+SECTIONS = ("arch", "model", "data", "trainer", "optim", "scheduler", "logger", "callbacks", "paths", "hydra")
+
+
+@dataclass(frozen=True)
+class TrainPlan:
+    """Everything a training run is, checked: what `build(plan)` assembles and `train(plan)` runs."""
+
+    run: RunOptions
+    arch: Arch
+    data: DataOptions
+    data_config: dict[str, Any]  # the data config as given (checkpoints carry it; a resume must match it)
+    model: ModelOptions
+    optimisation: Optimisation
+    trainer: TrainerOptions
+    loggers: dict[str, dict[str, Any]]
+    callbacks: dict[str, dict[str, Any]]
+    out: Path
+    data_dir: Path
+    master: Master | None
+    config: dict[str, Any]  # the whole resolved config: config.yaml, dashboards
+    job: Job = dataclasses.field(default_factory=Job)
+    resume_epoch: int | None = None  # the epoch of the checkpoint this run continues (ckpt_path)
+    quiet: bool = False  # no layer table or progress lines (a search trial)
+
+    def replace(self, **changes: Any) -> TrainPlan:
+        return dataclasses.replace(self, **changes)
+
+
+def plain(cfg: Any) -> dict[str, Any]:
+    """The composed config as plain data, every interpolation resolved (a resolver's error is one sentence)."""
+    from omegaconf import DictConfig, OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    if not isinstance(cfg, DictConfig):
+        return dict(cfg)
+    try:
+        return OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False)
+    except OmegaConfBaseException as err:
+        raise OptionError(f"the config cannot be resolved: {str(err).splitlines()[0]}") from None
+
+
+def check_train(cfg: Any, job: Job | None = None, check_place: bool = True) -> TrainPlan:
+    """train.py's config, every value checked, into a frozen plan. `check_place`: refuse a run folder holding an
+    earlier run (Hydra's callback already did for the command line; in-process callers get the same check)."""
+    job = job or Job()
+    config = plain(cfg)
+    roots = {k: v for k, v in config.items() if k not in SECTIONS}
+    run = RunOptions.read(roots, "")
+    arch = read_arch(config.get("arch") or {})
+    model = ModelOptions.read(config.get("model"))
+    model.check_backend()
+    data = read_data(dict(config.get("data") or {}))
+    trainer = adjusted_trainer(TrainerOptions.read(config.get("trainer")), job)
+    master = read_nodes(trainer.num_nodes, run.master_timeout_s)
+    paths = config.get("paths") or {}
+    out = writable(Path(paths.get("output_dir") or "outputs/train/run"), "hydra.run.dir")
+    if check_place and not job.in_sweep:
+        refuse_earlier_run(out, run.ckpt_path)
+    data_config = dict(config.get("data") or {})
+    resume_epoch = check_resume(run.ckpt_path, arch, data_config) if run.ckpt_path else None
+    optimisation = read_optimisation(config.get("optim") or {}, config.get("scheduler"), model.reg)
+    sweep = (job.sweep_dir, job.name) if job.in_sweep else None
+    loggers = read_loggers(config.get("logger"), out, sweep)
+    callbacks = read_callbacks(config.get("callbacks"))
+    return TrainPlan(run=run, arch=arch, data=data, data_config=data_config, model=model, optimisation=optimisation,
+                     trainer=trainer, loggers=loggers, callbacks=callbacks, out=out,
+                     data_dir=Path(paths.get("data_dir") or "data"), master=master, config=config, job=job,
+                     resume_epoch=resume_epoch)
+
+
+def refuse_earlier_run(out: Path, ckpt_path: Path | None) -> None:
+    """A run folder that holds an earlier run is never written into, unless this run continues that one."""
+    found = earlier_run(out)
+    if not found or (ckpt_path is not None and out.resolve() in Path(ckpt_path).resolve().parents):
+        return
+    last = out / "checkpoints" / "last.ckpt"
+    resume = f"continue it with ckpt_path={last} hydra.run.dir={out}, " if last.is_file() else ""
+    raise OptionError(f"hydra.run.dir={out} holds an earlier run ({', '.join(found)}), which this run would "
+                      f"overwrite; {resume}or choose another folder (or leave hydra.run.dir out for a new dated one).")
+
+
+def adjusted_trainer(trainer: TrainerOptions, job: Job) -> TrainerOptions:
+    """Strategies that cannot work where the run is: DDP re-launches the command line, which would re-run a whole sweep
+    in every process (a sweep job trains with ddp_fork on the CPU, ddp_spawn on GPUs); a forked run tests in a second
+    child that on other nodes would not know the best checkpoint (one process per device instead). The progress bar
+    needs a terminal; elsewhere (nohup, SLURM, CI, a pipe) cnnlab logs lines."""
+    changes: dict[str, Any] = {}
+    if trainer.enable_progress_bar is None:
+        changes["enable_progress_bar"] = sys.stdout.isatty()
+    if job.in_sweep and trainer.strategy == "ddp":
+        replacement = "ddp_fork" if trainer.accelerator == "cpu" else "ddp_spawn"
+        log.warning("multirun: trainer.strategy=ddp re-launches the command line, which would re-run the sweep in "
+                    "every process; this job uses %s instead (or launch one job per run with SLURM).", replacement)
+        changes["strategy"] = replacement
+    elif not job.in_sweep and trainer.num_nodes > 1 and trainer.strategy in ("ddp_fork", "ddp_spawn"):
+        log.info("trainer.num_nodes=%s: trainer.strategy=%s becomes ddp (one process per device, started by "
+                 "Lightning, torchrun or SLURM)", trainer.num_nodes, trainer.strategy)
+        changes["strategy"] = "ddp"
+    return dataclasses.replace(trainer, **changes) if changes else trainer

@@ -1,0 +1,98 @@
+"""What `train.py` and `eval.py` do with their checked plans: fit, test, report, and say where the time went."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import pytorch_lightning as pl
+
+from cnnlab.checks.eval import EvalPlan
+from cnnlab.checks.train import TrainPlan
+from cnnlab.dashboards import close
+from cnnlab.nodes import wait_for_master
+from cnnlab.report.console import summary
+from cnnlab.run import lightning
+from cnnlab.run.build import build, config_text, make_trainer
+from cnnlab.timing import Timing, process_age
+
+log = logging.getLogger("cnnlab")
+
+
+def already_done(plan: TrainPlan) -> dict[str, float] | None:
+    """In a sweep re-run into the same folder, a job whose config is unchanged and finished is not run again."""
+    results, config = plan.out / "results.json", plan.out / "config.yaml"
+    if plan.job.in_sweep and results.is_file() and config.is_file() and config.read_text() == config_text(plan.config):
+        log.info("%s: finished before with the same config; not run again.", plan.out)
+        return json.loads(results.read_text())
+    return None
+
+
+def scalars(trainer: pl.Trainer) -> dict[str, float]:
+    return {k: float(v) for k, v in trainer.callback_metrics.items() if hasattr(v, "numel") and v.numel() == 1}
+
+
+def write_results(out: Path, metrics: dict[str, float], trainer: pl.Trainer) -> None:
+    """results.json: the final metrics of every split and where the wall time went, for sweeps and scripts."""
+    timing = next((c for c in trainer.callbacks if isinstance(c, Timing)), None)
+    if timing is not None:
+        metrics |= timing.times | {"time/total_s": round(process_age(), 3)}
+    if trainer.is_global_zero:
+        (out / "results.json").write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
+
+
+def finish(trainer: pl.Trainer) -> None:
+    """Close the dashboards' runs (so that the jobs of a sweep never merge into one), then print the run's summary
+    from the report value: the last thing on the console, after every progress bar and logger message."""
+    close(trainer)
+    sinks = lightning.report_sinks(trainer)
+    if trainer.is_global_zero and sinks is not None and sinks.report is not None:
+        print("\n" + summary(sinks.report), end="", flush=True)
+
+
+def test(trainer: pl.Trainer, model, datamodule, ckpt_path: str | None = None) -> dict[str, float]:
+    """The test split and the (unaugmented) training set; the report sinks write the report."""
+    lightning.continue_csv(trainer)
+    trainer.test(model, datamodule=datamodule, ckpt_path=ckpt_path, verbose=False)
+    return scalars(trainer)
+
+
+def train(plan: TrainPlan) -> dict[str, float]:
+    lightning.quiet_lightning()
+    done = already_done(plan)
+    if done is not None:
+        return done
+    for stale in ("error.txt", "summary.txt"):  # from an earlier attempt of this sweep job
+        (plan.out / stale).unlink(missing_ok=True)
+    if plan.master is not None:
+        wait_for_master(plan.master)
+    run = build(plan)
+    trainer = run.trainer
+    trainer.fit(run.model, datamodule=run.datamodule, ckpt_path=run.ckpt_path)
+    metrics = scalars(trainer)
+    if plan.run.test:
+        metrics |= test(trainer, run.model, run.datamodule, ckpt_path=lightning.best_checkpoint(trainer))
+    write_results(plan.out, metrics, trainer)
+    finish(trainer)
+    return metrics
+
+
+def evaluate(plan: EvalPlan) -> dict[str, float]:
+    """`eval.py`: the checkpoint on its data set's test split (or `data=...`), with the same report files; the curves
+    are the training run's, when its metrics.csv is beside the checkpoint."""
+    from cnnlab.data import make_datamodule
+    from cnnlab.model import LayerListClassifier
+
+    lightning.quiet_lightning()
+    datamodule = make_datamodule(plan.data, plan.data_dir)
+    plan.check_data(datamodule)
+    pl.seed_everything(plan.seed, workers=True, verbose=False)
+    model = LayerListClassifier.load_from_checkpoint(plan.ckpt_path, map_location="cpu", weights_only=True)
+    plan.out.mkdir(parents=True, exist_ok=True)
+    trainer = make_trainer(plan.trainer, plan.loggers, {}, plan.out, plan.config, model.net.table(),
+                           history=plan.training_history)
+    metrics = test(trainer, model, datamodule)
+    write_results(plan.out, metrics, trainer)
+    finish(trainer)
+    return metrics
