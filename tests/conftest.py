@@ -1,4 +1,5 @@
-"""Shared fixtures: real `src/train.py` / `src/eval.py` subprocesses on tiny budgets, one output folder each."""
+"""Shared fixtures: plans checked in-process as the command line checks them, real Lightning runs of them on tiny
+budgets, and real `src/*.py` subprocesses where the command line itself is under test; one output folder each."""
 
 from __future__ import annotations
 
@@ -14,17 +15,30 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def compose_train(*overrides: str, **kwargs):
-    """The `train` config as `src/train.py` would compose it for these overrides, without running anything."""
-    from hydra import compose, initialize_config_dir
+def compose_train(*overrides: str, return_hydra_config: bool = False):
+    """The `train` config as `src/train.py` would compose it for these overrides, without running anything (with
+    Hydra's own part of it when asked)."""
+    if return_hydra_config:
+        from hydra import compose, initialize_config_dir
 
-    with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
-        return compose("train", list(overrides), **kwargs)
+        from cnnlab.cli import CONFIG_DIR
+
+        with initialize_config_dir(CONFIG_DIR, version_base="1.3"):
+            return compose("train", list(overrides), return_hydra_config=True)
+    from cnnlab.checks import compose as compose_config
+
+    return compose_config("train", *overrides)
+
+
+def compose_config(name: str, *overrides: str):
+    from cnnlab.checks import compose
+
+    return compose(name, *overrides)
 
 
 @dataclass
 class Run:
-    """A finished command: its exit code, its output, and its run directory."""
+    """A finished run: its exit code, its output, and its run directory."""
 
     returncode: int
     stdout: str
@@ -39,18 +53,36 @@ class Run:
         return json.loads((self.dir / "results.json").read_text())
 
 
-def run_script(script: str, run_dir: Path, *overrides: str, data_dir: Path | None = None, timeout: int = 300) -> Run:
+def run_script(script: str, run_dir: Path, *overrides: str, data_dir: Path | None = None, timeout: int = 300,
+               env: dict | None = None) -> Run:
     """`python src/<script> <overrides> hydra.run.dir=<run_dir>` in a subprocess, as a user would type it."""
-    env = {**os.environ, "CNNLAB_DATA_DIR": str(data_dir or run_dir.parent / "data"), "PYTHONWARNINGS": "ignore"}
+    env = {**os.environ, "CNNLAB_DATA_DIR": str(data_dir or run_dir.parent / "data"), "PYTHONWARNINGS": "ignore",
+           **(env or {})}
     env.pop("HYDRA_FULL_ERROR", None)
     cmd = [sys.executable, str(ROOT / "src" / script), *overrides, f"hydra.run.dir={run_dir}"]
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
     return Run(proc.returncode, proc.stdout, proc.stderr, run_dir)
 
 
+def train_plan(run_dir: Path, *overrides: str, data_dir: Path | None = None):
+    """train.py's plan for these overrides, checked in-process."""
+    from cnnlab.checks import train_plan as make
+
+    return make(*overrides, f"paths.data_dir={data_dir or run_dir.parent / 'data'}", out=run_dir)
+
+
+def train_in_process(run_dir: Path, *overrides: str, data_dir: Path | None = None, capsys=None) -> Run:
+    """What `src/train.py <overrides>` does, in this process: check, build, fit, test, report."""
+    from cnnlab.run import train
+
+    train(train_plan(run_dir, *overrides, data_dir=data_dir))
+    out = capsys.readouterr() if capsys is not None else None
+    return Run(0, out.out if out else "", out.err if out else "", run_dir)
+
+
 @pytest.fixture
 def train(tmp_path):
-    """Call as train(*overrides) -> Run; each call gets its own run directory under tmp_path."""
+    """train(*overrides) -> Run of a real `src/train.py` subprocess; each call gets its own run directory."""
     count = iter(range(1000))
 
     def _train(*overrides: str, script: str = "train.py", **kwargs) -> Run:
@@ -59,12 +91,23 @@ def train(tmp_path):
     return _train
 
 
+@pytest.fixture
+def fit(tmp_path, capsys):
+    """fit(*overrides) -> Run of train.py's whole task in this process (no Python start-up: seconds, not tens)."""
+    count = iter(range(1000))
+
+    def _fit(*overrides: str, **kwargs) -> Run:
+        return train_in_process(tmp_path / f"fit{next(count)}", *overrides, capsys=capsys, **kwargs)
+
+    return _fit
+
+
 TINY = ("trainer.max_epochs=2", "data.batch_size=256")
 
 
 @pytest.fixture(scope="session")
 def trained_run(tmp_path_factory) -> Run:
-    """One real two-epoch training of the seed arch on digits, shared by the tests that read its outputs."""
+    """One real two-epoch `src/train.py` run of the seed arch on digits, shared by the tests that read its outputs."""
     run = run_script("train.py", tmp_path_factory.mktemp("trained") / "run", *TINY)
     assert run.returncode == 0, run.output[-3000:]
     return run

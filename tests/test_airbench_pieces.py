@@ -19,7 +19,8 @@ from cnnlab.layers import build_network
 from cnnlab.layers.init import WhiteningConv2d
 from cnnlab.model import LayerListClassifier
 from cnnlab.schedules import one_cycle
-from cnnlab.tta import check_views, vote
+from cnnlab.checks.model import ModelOptions
+from cnnlab.tta import vote
 
 STEM = {"type": "C", "num_output": 24, "kernel_size": 2, "padding": "valid", "init": "whiten",
         "freeze_weights": True, "activation": None}
@@ -107,7 +108,7 @@ def _model(tmp_path, layers, **options):
     dm = make_datamodule({"family": "digits", "batch_size": 32, "test_size": 360, "val_size": 180}, tmp_path)
     optimizer = functools.partial(torch.optim.SGD, lr=0.1, momentum=0.9)
     options = {"reg": 1e-3, **options}
-    return LayerListClassifier(layers, {**dm.info(), "config": {}}, optimizer=optimizer, **options), dm
+    return LayerListClassifier(layers, {**dm.info.to_dict(), "config": {}}, optimizer=optimizer, **options), dm
 
 
 BN_NET = [{"type": "C", "num_output": 4, "kernel_size": 3, "batch_norm": True, "init": "dirac",
@@ -167,9 +168,9 @@ def test_tta_views_vote_as_airbench_weights_them():
     shifted = [padded[..., :6, :6], padded[..., 2:, 2:]]
     six = 0.5 * mirror + 0.25 * sum((net(s) + net(s.flip(3))) / 2 for s in shifted)
     assert torch.allclose(vote(net, x, ("flip", "translate")), six, atol=1e-6)
-    assert check_views("flip") == ("flip",)
+    assert ModelOptions.read({"tta": "flip"}).tta == ("flip",)
     with pytest.raises(ConfigError, match="model.tta"):
-        check_views(["flip", "rotate"])
+        ModelOptions.read({"tta": ["flip", "rotate"]})
 
 
 def test_tta_applies_to_the_test_split_only(tmp_path):
@@ -208,7 +209,7 @@ def test_data_options_train_eval_sample_and_alternating_flip_through_the_module(
                           "train_eval_size": 100, "augment": {"flip": "alternate"}}, tmp_path)
     dm.setup()
     evaluated = torch.cat([b[0] for b in dm.test_dataloader()[1]])
-    assert len(evaluated) == 100 and dm.train_eval is not dm.splits["train"]
+    assert len(evaluated) == 100 and dm.source.splits.train_eval is not dm.splits["train"]
     assert len(dm.train_sample(7)) == 7 and dm.train_sample(7).dtype == torch.float32
     for options, message in [({"augment": {"flip": "sometimes"}}, "data.augment.flip"),
                              ({"augment": {"padding_mode": "wrap"}}, "data.augment.padding_mode"),

@@ -7,9 +7,16 @@ import json
 
 import pytest
 
+from cnnlab.checks.arch import read_arch
+from cnnlab.checks.train import plain
 from cnnlab.layers import build_network
 from tests import data_files
 from tests.conftest import compose_train
+
+
+def layers_of(cfg) -> list[dict]:
+    """The experiment's layer list as it is built (its arch.width and arch.depth applied)."""
+    return read_arch(plain(cfg.arch)).raw
 
 # experiment: (writer, train.py overrides for the tiny files, input shape, classes, test images)
 BEST = {
@@ -32,7 +39,7 @@ BEST = {
 def test_best_arch_builds_on_its_data_set(experiment):
     _, _, shape, classes, _ = BEST[experiment]
     cfg = compose_train(f"experiment={experiment}")
-    net = build_network(cfg.arch.layers, shape, classes)
+    net = build_network(layers_of(cfg), shape, classes)
     assert net.rows[-1].shape == (classes,)
     before_head = {row.type: row.shape for row in net.rows[:-1]}  # the last row of each type before T
     if cfg.arch.name == "cifar_fast":  # valid pooling: 32 -> 31 -> 15 -> 7 -> 3 -> 1, one 256-vector
@@ -54,7 +61,7 @@ def test_best_cifar100_starts_at_the_uniform_prediction():
     import torch
 
     cfg = compose_train("experiment=best_cifar100")
-    net = build_network(cfg.arch.layers, (3, 32, 32), 100)
+    net = build_network(layers_of(cfg), (3, 32, 32), 100)
     torch.manual_seed(0)
     x = torch.randn(64, 3, 32, 32)
     net.init_from_data(x)
@@ -63,11 +70,10 @@ def test_best_cifar100_starts_at_the_uniform_prediction():
 
 
 @pytest.mark.parametrize("experiment", list(BEST))
-def test_best_experiment_trains_on_tiny_files(train, tmp_path, experiment):
+def test_best_experiment_trains_on_tiny_files(fit, tmp_path, experiment):
     write, overrides, _, classes, n_test = BEST[experiment]
     write(tmp_path / "data")
-    run = train(f"experiment={experiment}", "trainer.max_epochs=1", *overrides, data_dir=tmp_path / "data")
-    assert run.returncode == 0, run.output[-3000:]
+    run = fit(f"experiment={experiment}", "trainer.max_epochs=1", *overrides, data_dir=tmp_path / "data")
     report = json.loads((run.dir / "classification_report.json").read_text())
     assert report["macro avg"]["support"] == n_test
     assert len(report) - 3 == classes  # one row per class, plus accuracy and the two averages
@@ -81,4 +87,6 @@ def test_seed_experiments_do_not_augment(data):
     from cnnlab.data import make_datamodule
 
     cfg = compose_train(f"experiment=seed_{data}")
-    assert not make_datamodule(dict(cfg.data), "unused").augment
+    from cnnlab.checks.data import AugmentOptions
+
+    assert make_datamodule(cfg.data, "unused").options.augment == AugmentOptions()

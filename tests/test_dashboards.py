@@ -28,9 +28,8 @@ def hparams(accumulator: EventAccumulator) -> tuple[set[str], set[str]]:
     return set(start.session_start_info.hparams), {m.name.tag for m in experiment.experiment.metric_infos}
 
 
-def test_tensorboard_holds_scalars_images_report_text_and_the_config(train):
-    run = train("logger=tensorboard", "arch=small", "trainer.max_epochs=2", "data.batch_size=256")
-    assert run.returncode == 0, run.output[-3000:]
+def test_tensorboard_holds_scalars_images_report_text_and_the_config(fit):
+    run = fit("logger=tensorboard", "arch=small", "trainer.max_epochs=2", "data.batch_size=256")
     tb = events(run.dir / "tensorboard")
     tags = tb.Tags()
     for key in ("train/loss", "train/err", "val/acc", "val/err", "test/acc", "train_eval/err"):
@@ -47,12 +46,10 @@ def test_tensorboard_holds_scalars_images_report_text_and_the_config(train):
     assert (run.dir / "metrics.csv").is_file()  # the CSV record stays
 
 
-def test_mlflow_holds_params_metrics_artifacts_and_the_checkpoint_when_asked(train, tmp_path, monkeypatch):
+def test_mlflow_holds_params_metrics_artifacts_and_the_checkpoint_when_asked(fit, tmp_path):
     store = f"sqlite:///{tmp_path}/mlflow/mlflow.db"
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", store)
-    run = train("logger=mlflow", "arch=small", "trainer.max_epochs=2", "data.batch_size=256",
-                "logger.mlflow.log_model=true")
-    assert run.returncode == 0, run.output[-3000:]
+    run = fit("logger=mlflow", "arch=small", "trainer.max_epochs=2", "data.batch_size=256",
+              "logger.mlflow.log_model=true", f"logger.mlflow.tracking_uri={store}")
     client = MlflowClient(store)
     (found,) = client.search_runs([client.get_experiment_by_name("cnnlab").experiment_id])
     assert found.info.status == "FINISHED" and found.info.run_name == run.dir.name
@@ -104,6 +101,7 @@ def test_ddp_fork_logs_fit_and_test_into_one_run_and_keeps_the_csv_epochs(train,
 
 
 def test_a_missing_logger_package_is_one_sentence_naming_the_extra(train, tmp_path, monkeypatch):
+    """A machine without the extra, as the command line meets it (a subprocess whose `import mlflow` fails)."""
     shadow = tmp_path / "shadow" / "mlflow"  # stands in for a machine without mlflow: importing it fails
     shadow.mkdir(parents=True)
     (shadow / "__init__.py").write_text("raise ImportError('No module named mlflow')\n")

@@ -1,4 +1,4 @@
-"""A short real `src/train.py` run per data set, on tiny files in the real layouts (no download)."""
+"""A short real training run per data set (train.py's task, in-process), on tiny files in the real layouts."""
 
 from __future__ import annotations
 
@@ -6,8 +6,10 @@ import json
 
 import pytest
 
+from cnnlab.errors import ArchError, DataError
+from cnnlab.run import build
 from tests import data_files
-from tests.conftest import compose_train
+from tests.conftest import compose_train, train_plan
 
 CASES = {
     "mnist": (data_files.write_mnist, ["data.val_size=10", "data.download=false"], 20, None),
@@ -19,12 +21,11 @@ CASES = {
 
 
 @pytest.mark.parametrize("data", list(CASES))
-def test_train_runs_on_each_data_set(train, tmp_path, data):
+def test_train_runs_on_each_data_set(fit, tmp_path, data):
     write, overrides, n_test, class_name = CASES[data]
     data_dir = tmp_path / "data"
     write(data_dir)
-    run = train(f"data={data}", "arch=small", "debug=fast", "data.batch_size=8", *overrides, data_dir=data_dir)
-    assert run.returncode == 0, run.output[-3000:]
+    run = fit(f"data={data}", "arch=small", "debug=fast", "data.batch_size=8", *overrides, data_dir=data_dir)
     report = json.loads((run.dir / "classification_report.json").read_text())
     assert report["macro avg"]["support"] == n_test  # every test image counted once
     if class_name:
@@ -33,18 +34,20 @@ def test_train_runs_on_each_data_set(train, tmp_path, data):
         assert set(report) == {"Angry", "Happy", "accuracy", "macro avg", "weighted avg"}
 
 
-def test_missing_data_is_a_clear_error(train, tmp_path):
-    run = train("data=fer2013", "arch=small", data_dir=tmp_path / "empty")
-    assert run.returncode == 2 and "Traceback" not in run.output
-    assert str(tmp_path / "empty" / "fer2013" / "fer2013.csv") in run.stderr and "Kaggle" in run.stderr
+def test_missing_data_is_a_clear_error(fit, tmp_path):
+    with pytest.raises(DataError) as caught:
+        fit("data=fer2013", "arch=small", data_dir=tmp_path / "empty")
+    assert str(tmp_path / "empty" / "fer2013" / "fer2013.csv") in str(caught.value) and "Kaggle" in str(caught.value)
 
 
-def test_arch_errors_come_before_data_errors(train, tmp_path):
+def test_arch_errors_come_before_data_errors(tmp_path):
     """A collapsing arch on MNIST is reported although the data set is missing: nothing was read."""
-    run = train("data=mnist", "data.download=false", "+arch.layers.5.padding=valid", "arch.layers.5.kernel_size=15",
-                data_dir=tmp_path / "empty")
-    assert run.returncode == 2 and "layer 5 (P)" in run.stderr and "input 14x14" in run.stderr
-    assert "1x28x28" in run.stderr and "MNIST" not in run.stderr
+    plan = train_plan(tmp_path / "run", "data=mnist", "data.download=false", "+arch.layers.5.padding=valid",
+                      "arch.layers.5.kernel_size=15", data_dir=tmp_path / "empty")
+    with pytest.raises(ArchError) as caught:
+        build(plan)
+    message = str(caught.value)
+    assert "layer 5 (P)" in message and "input 14x14" in message and "1x28x28" in message
 
 
 @pytest.mark.parametrize("experiment", ["seed_fer2013_binary", "seed_fer2013", "seed_mnist", "seed_cifar10",
@@ -59,7 +62,6 @@ def test_experiments_compose(experiment):
         assert cfg.arch.name == "mnist_fast" and cfg.data.family == "mnist"
 
 
-def test_mnist_fast_runs_on_tiny_mnist(train, tmp_path):
+def test_mnist_fast_runs_on_tiny_mnist(fit, tmp_path):
     data_files.write_mnist(tmp_path / "data")
-    run = train("experiment=mnist_fast", "data.val_size=10", "data.download=false", data_dir=tmp_path / "data")
-    assert run.returncode == 0, run.output[-3000:]
+    fit("experiment=mnist_fast", "data.val_size=10", "data.download=false", data_dir=tmp_path / "data")

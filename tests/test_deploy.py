@@ -1,4 +1,5 @@
-"""predict.py and export.py on a checkpoint trained in the tests, checked against the LightningModule itself."""
+"""predict.py and export.py on a checkpoint trained in the tests, checked against the LightningModule itself; run
+in-process through their front door (check_predict / check_export), as the command line runs them."""
 
 from __future__ import annotations
 
@@ -11,7 +12,35 @@ import torch
 from PIL import Image
 from sklearn.datasets import load_digits
 
+from cnnlab.checks import compose
+from cnnlab.checks.deploy import check_export, check_predict
+from cnnlab.deploy import export, predict
+from cnnlab.errors import CnnlabError
 from cnnlab.model import LayerListClassifier
+from tests.conftest import Run
+
+
+class Deploy:
+    """predict.py / export.py in this process, each call in its own run folder."""
+
+    def __init__(self, tmp_path, capsys):
+        self.tmp_path, self.capsys, self.count = tmp_path, capsys, 0
+
+    def __call__(self, *overrides: str, script: str) -> Run:
+        self.count += 1
+        out = self.tmp_path / f"{script.removesuffix('.py')}{self.count}"
+        cfg = compose(script.removesuffix(".py"), *overrides, f"paths.output_dir={out}")
+        if script == "predict.py":
+            predict(*check_predict(cfg))
+        else:
+            export(*check_export(cfg))
+        printed = self.capsys.readouterr()
+        return Run(0, printed.out, printed.err, out)
+
+
+@pytest.fixture
+def deploy(tmp_path, capsys):
+    return Deploy(tmp_path, capsys)
 
 
 def digits(n: int) -> np.ndarray:
@@ -38,11 +67,10 @@ def ckpt(trained_run):
     return trained_run.dir / "checkpoints" / "best.ckpt"
 
 
-def test_predict_npy_matches_the_trained_module(train, tmp_path, ckpt):
+def test_predict_npy_matches_the_trained_module(deploy, tmp_path, ckpt):
     images = digits(12)
     np.save(tmp_path / "batch.npy", images)
-    run = train(f"ckpt_path={ckpt}", f"input={tmp_path / 'batch.npy'}", script="predict.py")
-    assert run.returncode == 0, run.output[-3000:]
+    run = deploy(f"ckpt_path={ckpt}", f"input={tmp_path / 'batch.npy'}", script="predict.py")
     rows = read_rows(run.dir / "predictions.csv")
     probs = np.array([[float(r[f"p_{c}"]) for c in range(10)] for r in rows])
     expected = reference_probabilities(ckpt, images)
@@ -51,7 +79,7 @@ def test_predict_npy_matches_the_trained_module(train, tmp_path, ckpt):
     assert np.allclose(probs.sum(1), 1, atol=1e-4)
 
 
-def test_predict_folder_of_png_and_jpeg_converts_channels_and_size(train, tmp_path, ckpt):
+def test_predict_folder_of_png_and_jpeg_converts_channels_and_size(deploy, tmp_path, ckpt):
     folder = tmp_path / "imgs"
     folder.mkdir()
     images = digits(3)
@@ -59,8 +87,7 @@ def test_predict_folder_of_png_and_jpeg_converts_channels_and_size(train, tmp_pa
     Image.fromarray(np.stack([images[1]] * 3, -1)).resize((32, 32), Image.NEAREST).save(folder / "b.jpg", quality=95)
     Image.fromarray(images[2]).convert("RGBA").save(folder / "c.png")
     (folder / "notes.txt").write_text("not an image, skipped")
-    run = train(f"ckpt_path={ckpt}", f"input={folder}", script="predict.py")
-    assert run.returncode == 0, run.output[-3000:]
+    run = deploy(f"ckpt_path={ckpt}", f"input={folder}", script="predict.py")
     rows = read_rows(run.dir / "predictions.csv")
     assert [r["file"].rsplit("/", 1)[-1] for r in rows] == ["a.png", "b.jpg", "c.png"]
     exact = reference_probabilities(ckpt, images[[0, 2]])
@@ -70,6 +97,7 @@ def test_predict_folder_of_png_and_jpeg_converts_channels_and_size(train, tmp_pa
 
 
 def test_export_onnx_runs_without_cnnlab(train, ckpt):
+    """The command line itself: export.py as a user runs it."""
     onnxruntime = pytest.importorskip("onnxruntime")
     onnx = pytest.importorskip("onnx")
     run = train(f"ckpt_path={ckpt}", "format=onnx", script="export.py")
@@ -85,12 +113,10 @@ def test_export_onnx_runs_without_cnnlab(train, ckpt):
     assert json.loads(meta["class_names"]) == [str(d) for d in range(10)]
 
 
-def test_export_torch_program_with_softmax_terminal(train):
-    trained = train("arch=small", "+arch.layers.7.activation=softmax", "debug=fast")
-    assert trained.returncode == 0, trained.output[-3000:]
+def test_export_torch_program_with_softmax_terminal(fit, deploy):
+    trained = fit("arch=small", "+arch.layers.7.activation=softmax", "debug=fast")
     ckpt = trained.dir / "checkpoints" / "last.ckpt"
-    run = train(f"ckpt_path={ckpt}", "format=torch_export", script="export.py")
-    assert run.returncode == 0, run.output[-3000:]
+    run = deploy(f"ckpt_path={ckpt}", "format=torch_export", script="export.py")
     program = torch.export.load(run.dir / "model.pt2").module()
     out = program(torch.from_numpy(digits(5)[:, None] / 255).float())
     assert torch.allclose(out.sum(1), torch.ones(5), atol=1e-5)  # T softmax: probabilities
@@ -109,7 +135,7 @@ class Payload:
     ("other_arch", ["weights do not fit its own layer list"]),
     ("not_cnnlab", ["is not a cnnlab checkpoint"]),
 ])
-def test_bad_checkpoints(train, tmp_path, ckpt, case, fragments):
+def test_bad_checkpoints(deploy, tmp_path, ckpt, case, fragments, capsys):
     path = tmp_path / f"{case}.ckpt"
     if case == "truncated":
         path.write_bytes(ckpt.read_bytes()[: ckpt.stat().st_size // 2])
@@ -122,11 +148,11 @@ def test_bad_checkpoints(train, tmp_path, ckpt, case, fragments):
     elif case == "not_cnnlab":
         torch.save({"state_dict": {"w": torch.zeros(1)}}, path)
     np.save(tmp_path / "x.npy", digits(2))
-    run = train(f"ckpt_path={path}", f"input={tmp_path / 'x.npy'}", script="predict.py")
-    assert run.returncode == 2, run.output[-2000:]
-    assert "Traceback" not in run.output and "code ran" not in run.output
+    with pytest.raises(CnnlabError) as caught:
+        deploy(f"ckpt_path={path}", f"input={tmp_path / 'x.npy'}", script="predict.py")
+    assert "code ran" not in capsys.readouterr().out
     for fragment in fragments:
-        assert fragment in run.stderr, run.stderr
+        assert fragment in str(caught.value), str(caught.value)
 
 
 @pytest.mark.parametrize("case, fragment", [
@@ -135,7 +161,7 @@ def test_bad_checkpoints(train, tmp_path, ckpt, case, fragments):
     ("nowhere.png", "does not exist"),
     ("empty_dir", "no images"),
 ])
-def test_bad_inputs(train, tmp_path, ckpt, case, fragment):
+def test_bad_inputs(deploy, tmp_path, ckpt, case, fragment):
     path = tmp_path / case
     if case == "broken.png":
         path.write_text("not a png")
@@ -143,5 +169,36 @@ def test_bad_inputs(train, tmp_path, ckpt, case, fragment):
         np.save(path, np.zeros((2, 5, 5), np.uint8))
     elif case == "empty_dir":
         path.mkdir()
-    run = train(f"ckpt_path={ckpt}", f"input={path}", script="predict.py")
-    assert run.returncode == 2 and fragment in run.stderr and "Traceback" not in run.output, run.stderr
+    with pytest.raises(CnnlabError, match=fragment.replace("(", r"\(").replace(")", r"\)")):
+        deploy(f"ckpt_path={ckpt}", f"input={path}", script="predict.py")
+
+
+def test_images_of_every_mode_are_converted_not_clipped(deploy, tmp_path, ckpt, caplog):
+    """A 16-bit PNG is scaled to 8 bits (Pillow's own conversion would make it white), a palette image and an image
+    with alpha are composited as a viewer shows them; a float array on the 0..255 scale is read as such, with a
+    warning, where read as 0..1 it would be all white."""
+    from cnnlab.data.image_cache import decode
+
+    deep = (np.round(digits(1)[0].astype(np.float64) * 257)).astype(np.uint16)  # the digit, 16-bit
+    Image.fromarray(deep).save(tmp_path / "deep.png")
+    assert Image.open(tmp_path / "deep.png").mode.startswith("I")
+    assert np.array_equal(decode(tmp_path / "deep.png", (1, 8, 8))[..., 0], digits(1)[0])
+    palette = Image.fromarray(digits(1)[0]).convert("P")
+    palette.save(tmp_path / "palette.png")
+    assert np.array_equal(decode(tmp_path / "palette.png", (1, 8, 8))[..., 0], digits(1)[0])
+    clear = Image.new("LA", (8, 8), (0, 0))  # fully transparent black: white where a viewer shows it
+    clear.save(tmp_path / "clear.png")
+    assert decode(tmp_path / "clear.png", (1, 8, 8)).min() == 255
+    Image.fromarray(digits(1)[0]).convert("CMYK").save(tmp_path / "cmyk.jpg", quality=100)
+    assert np.abs(decode(tmp_path / "cmyk.jpg", (1, 8, 8))[..., 0].astype(int) - digits(1)[0]).max() <= 8
+    np.save(tmp_path / "float255.npy", digits(3).astype(np.float32))
+    np.save(tmp_path / "uint8.npy", digits(3))
+    scaled = read_rows(deploy(f"ckpt_path={ckpt}", f"input={tmp_path / 'float255.npy'}",
+                              script="predict.py").dir / "predictions.csv")
+    exact = read_rows(deploy(f"ckpt_path={ckpt}", f"input={tmp_path / 'uint8.npy'}",
+                             script="predict.py").dir / "predictions.csv")
+    assert [r["predicted"] for r in scaled] == [r["predicted"] for r in exact]
+    assert "read as 0..255" in caplog.text
+    np.save(tmp_path / "negative.npy", -digits(2).astype(np.float32))
+    with pytest.raises(CnnlabError, match="float values from -255"):
+        deploy(f"ckpt_path={ckpt}", f"input={tmp_path / 'negative.npy'}", script="predict.py")

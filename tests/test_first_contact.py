@@ -17,7 +17,8 @@ import pytorch_lightning as pl
 from cnnlab.layers import build_network
 from cnnlab.progress import LineProgress
 from tests import data_files
-from tests.conftest import ROOT, compose_train
+from cnnlab.errors import ArchError
+from tests.conftest import ROOT, compose_train, train_plan
 from tests.test_layer_spec import SEED_PYTHON
 
 DESIGN_CARD = ("arch=fer_arch", "data=cifar100")
@@ -30,38 +31,37 @@ def test_fer_arch_is_the_seed_list_defined_once():
     assert compose_train(*DESIGN_CARD).data.family == "cifar100"
 
 
-def test_design_card_command_trains(train, tmp_path):
+def test_design_card_command_trains(fit, tmp_path):
     data_files.write_cifar100(tmp_path / "data", n_train=60, n_test=40)
     # the design card's words, plus a budget for tiny files
-    run = train(*DESIGN_CARD, "trainer.max_epochs=1", "data.val_size=20", "data.download=false")
-    assert run.returncode == 0, run.output[-3000:]
+    run = fit(*DESIGN_CARD, "trainer.max_epochs=1", "data.val_size=20", "data.download=false",
+              data_dir=tmp_path / "data")
     table = (run.dir / "arch_table.txt").read_text()
     assert "input 3x32x32, 100 classes: 10 layers" in table
     assert run.results()["test/acc"] >= 0
 
 
-def test_seed_readme_assignment_is_read_without_running_it(train, tmp_path):
+def test_seed_readme_assignment_is_read_without_running_it(fit, tmp_path):
     pasted = tmp_path / "seed_arch.txt"
     pasted.write_text("ARCH = " + SEED_PYTHON + "\n")
-    run = train("arch=file", f"arch.path={pasted}", "trainer.max_epochs=1")
-    assert run.returncode == 0, run.output[-3000:]
+    run = fit("arch=file", f"arch.path={pasted}", "trainer.max_epochs=1")
     seed = build_network(compose_train("arch=fer_arch").arch.layers, (1, 8, 8), 10)  # digits: 8x8 grey
     assert (run.dir / "arch_table.txt").read_text().strip() == seed.table()
     marker = tmp_path / "ran"
     for text in (f"ARCH = [{{'type': 'T'}}]\nopen({str(marker)!r}, 'w')",  # a second statement
                  f"ARCH = open({str(marker)!r}, 'w')"):  # a call, not a literal
         pasted.write_text(text)
-        bad = train("arch=file", f"arch.path={pasted}")
-        assert bad.returncode == 2 and "nor a Python literal list" in bad.stderr and "ARCH = [...]" in bad.stderr
-        assert not marker.exists() and "Traceback" not in bad.output
+        with pytest.raises(ArchError) as bad:
+            train_plan(tmp_path / "bad", "arch=file", f"arch.path={pasted}")
+        assert "nor a Python literal list" in str(bad.value) and "ARCH = [...]" in str(bad.value)
+        assert not marker.exists()
 
 
 def test_binary_arch_file_and_non_checkpoint_are_one_sentence(train, tmp_path):
     photo = tmp_path / "photo.jpg"
     photo.write_bytes(b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + bytes(range(256)))
-    run = train("arch=file", f"arch.path={photo}")
-    assert run.returncode == 2 and "Traceback" not in run.output
-    assert f"error: {photo} is not a text file" in run.stderr and "JSON" in run.stderr
+    with pytest.raises(ArchError, match=f"{photo} is not a text file.*JSON"):
+        train_plan(tmp_path / "bad", "arch=file", f"arch.path={photo}")
     notes = tmp_path / "notes.ckpt"
     notes.write_text("these are my notes, not weights\n")
     run = train(f"ckpt_path={notes}", script="eval.py")

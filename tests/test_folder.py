@@ -140,10 +140,10 @@ def test_mean_and_std_come_from_the_training_images(tmp_path):
     write_images(tmp_path / "pets")
     dm = folder_module(tmp_path / "pets")
     pixels = dm.splits["train"].x.float() / 255
-    assert torch.allclose(dm.mean.flatten(), pixels.mean((0, 2, 3)))
-    assert dm.info()["std"] == pytest.approx(pixels.std((0, 2, 3)).tolist(), rel=1e-5)
+    assert torch.allclose(torch.tensor(dm.info.mean), pixels.mean((0, 2, 3)))
+    assert list(dm.info.std) == pytest.approx(pixels.std((0, 2, 3)).tolist(), rel=1e-5)
     given = folder_module(tmp_path / "pets", mean=[0.5, 0.5, 0.5], std=[0.2, 0.2, 0.2])
-    assert given.info()["mean"] == [0.5, 0.5, 0.5]
+    assert given.info.mean == (0.5, 0.5, 0.5)
 
 
 @pytest.mark.parametrize("make, options, message", [
@@ -182,30 +182,34 @@ def test_bad_images_are_named_or_skipped_and_counted(tmp_path, caplog):
     assert sum(sizes(dm).values()) == 29 and "skipped 2 unreadable image(s)" in caplog.text
 
 
-def test_train_eval_predict_and_export_from_a_folder(train, tmp_path):
+def test_train_eval_predict_and_export_from_a_folder(train, fit, tmp_path):
     """A user's photos: train, evaluate, predict on new images of another size, export; class names travel."""
     write_images(tmp_path / "photos", n_per_class=12, size=(10, 10))
-    run = train("data=folder", f"data.root={tmp_path / 'photos'}", "arch=small", "trainer.max_epochs=2")
-    assert run.returncode == 0, run.output[-3000:]
+    run = fit("data=folder", f"data.root={tmp_path / 'photos'}", "arch=small", "trainer.max_epochs=2")
     report = json.loads((run.dir / "classification_report.json").read_text())
     assert set(CLASSES) <= set(report)
     ckpt = run.dir / "checkpoints" / "best.ckpt"
     saved = torch.load(ckpt, weights_only=True)["hyper_parameters"]["data_info"]
     assert saved["class_names"] == list(CLASSES) and saved["input_shape"] == [3, 10, 10]
     assert saved["mean"] != [0.5, 0.5, 0.5]  # computed from the training images
-    evaluated = train(f"ckpt_path={ckpt}", script="eval.py")
-    assert evaluated.returncode == 0, evaluated.output[-3000:]
-    assert evaluated.results()["test/acc"] == pytest.approx(run.results()["test/acc"], abs=1e-6)
+    from tests.test_train_cli import eval_in_process
+
+    evaluated = eval_in_process(tmp_path / "eval", f"ckpt_path={ckpt}")
+    assert evaluated["test/acc"] == pytest.approx(run.results()["test/acc"], abs=1e-6)
     new = tmp_path / "new"
     new.mkdir()
     for i in range(3):
         Image.fromarray(RNG.integers(0, 256, (30, 24), dtype=np.uint8)).save(new / f"{i}.png")  # grey, larger
     predicted = train(f"ckpt_path={ckpt}", f"input={new}", f"output={tmp_path / 'p.csv'}", script="predict.py")
-    assert predicted.returncode == 0, predicted.output[-3000:]
+    assert predicted.returncode == 0, predicted.output[-3000:]  # the command line itself, once
     rows = (tmp_path / "p.csv").read_text().splitlines()
     assert len(rows) == 4 and rows[0].startswith("file,predicted,probability,p_cat,p_dog,p_fox")
     onnx = pytest.importorskip("onnx")
-    exported = train(f"ckpt_path={ckpt}", "format=onnx", script="export.py")
-    assert exported.returncode == 0, exported.output[-3000:]
-    meta = {p.key: p.value for p in onnx.load(str(exported.dir / "model.onnx")).metadata_props}
+    from cnnlab.checks import compose
+    from cnnlab.checks.deploy import check_export
+    from cnnlab.deploy import export
+
+    model_file = export(*check_export(compose("export", f"ckpt_path={ckpt}", "format=onnx",
+                                              f"paths.output_dir={tmp_path / 'export'}")))
+    meta = {p.key: p.value for p in onnx.load(str(model_file)).metadata_props}
     assert json.loads(meta["class_names"]) == list(CLASSES)

@@ -7,10 +7,11 @@ import pytest
 import pytorch_lightning as pl
 import torch
 
-from cnnlab.data.base import fits_on_device
+from cnnlab.data.batching import fits_on_device
 from cnnlab.errors import ConfigError
-from cnnlab.run import build, quiet_lightning
-from tests.conftest import compose_train
+from cnnlab.run import build
+from cnnlab.run.lightning import quiet_lightning
+from tests.conftest import compose_train, train_plan
 
 
 class GraphCount(pl.Callback):
@@ -39,10 +40,10 @@ def test_a_compiled_network_compiles_once_for_training_and_once_for_evaluation(t
     quiet_lightning()
     torch._dynamo.reset()
     before = torch._dynamo.utils.counters["stats"]["unique_graphs"]
-    cfg = compose_train("arch=small", "model.compile=eager", "trainer.max_epochs=3", f"paths.output_dir={tmp_path}",
-                        "trainer.enable_progress_bar=false")
+    plan = train_plan(tmp_path / "run", "arch=small", "model.compile=eager", "trainer.max_epochs=3",
+                      "trainer.enable_progress_bar=false").replace(quiet=True)
     count = GraphCount()
-    run = build(cfg, callbacks=[count], quiet=True)
+    run = build(plan, callbacks=[count])
     run.trainer.fit(run.model, datamodule=run.datamodule)
     run.trainer.test(run.model, datamodule=run.datamodule, verbose=False)
     graphs = [n - before for _, _, n in count.seen]
@@ -83,9 +84,11 @@ def test_the_on_device_choice_is_made_once_for_all_splits(monkeypatch):
     """Asked per loader, the second answer would count the splits the first one placed against the free memory."""
     from cnnlab.data import make_datamodule
 
-    dm = make_datamodule(dict(compose_train().data), "unused")
+    from omegaconf import OmegaConf
+
+    dm = make_datamodule(OmegaConf.to_container(compose_train().data, resolve=True), "unused")
     dm.setup("fit")
     free = iter([10**12, 1])  # all the memory at the first question, none at a second one
     monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device: (next(free), 10**12))
     device = torch.device("cuda", 0)
-    assert dm._keep_on_device(device) and dm._keep_on_device(device)
+    assert dm.source._keep_on_device(device) and dm.source._keep_on_device(device)

@@ -68,17 +68,23 @@ def test_a_node_that_cannot_reach_its_master_stops_in_one_sentence(tmp_path):
     assert time.monotonic() - start < 60
 
 
-def test_a_master_port_that_is_not_a_number_is_one_sentence(monkeypatch):
+@pytest.mark.parametrize("env, fragment", [
+    ({"NODE_RANK": "1", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "29x00"}, "MASTER_PORT='29x00'; expected the"),
+    ({"NODE_RANK": "0", "MASTER_PORT": "99999"}, "MASTER_PORT='99999'; expected the master's port number, 1..65535"),
+    ({"NODE_RANK": "0", "MASTER_PORT": "abc"}, "MASTER_PORT='abc'"),  # the master opens it: checked there too
+    ({"NODE_RANK": "1"}, "NODE_RANK=1 with trainer.num_nodes=2 needs MASTER_ADDR"),  # would wait forever
+    ({"NODE_RANK": "2", "MASTER_ADDR": "127.0.0.1"}, "NODE_RANK='2'; expected this machine's rank, 0..1"),
+    ({"NODE_RANK": "one", "MASTER_ADDR": "127.0.0.1"}, "NODE_RANK='one'"),
+])
+def test_the_node_environment_is_checked_before_anything_is_built(env, fragment):
+    from cnnlab.checks.nodes import read_nodes
     from cnnlab.errors import ConfigError
-    from cnnlab.nodes import wait_for_master
 
-    monkeypatch.setenv("NODE_RANK", "1")
-    monkeypatch.setenv("MASTER_ADDR", "127.0.0.1")
-    monkeypatch.setenv("MASTER_PORT", "29x00")
-    monkeypatch.delenv("TORCHELASTIC_RUN_ID", raising=False)
-    with pytest.raises(ConfigError, match="MASTER_PORT='29x00'; expected the master's port number"):
-        wait_for_master(2, 1)
-    wait_for_master(1, 1)  # one node: nothing to wait for, whatever the environment says
+    with pytest.raises(ConfigError, match=fragment.replace("(", r"\(").replace(".", r"\.")):
+        read_nodes(2, 300, env)
+    assert read_nodes(1, 300, {"NODE_RANK": "1"}) is None  # one node: nothing to wait for
+    master = read_nodes(2, 5, {"NODE_RANK": "1", "MASTER_ADDR": "10.0.0.1"})
+    assert (master.node, master.host, master.port, master.timeout_s) == (1, "10.0.0.1", 29500, 5)
 
 
 def test_parallel_sweep_runs_jobs_side_by_side_one_device_each(tmp_path):
@@ -90,7 +96,7 @@ def test_parallel_sweep_runs_jobs_side_by_side_one_device_each(tmp_path):
     assert proc.returncode == 1, proc.stderr[-3000:]  # finished, and says a job failed
     with open(out / "summary.csv", newline="") as f:
         rows = {r["job"]: r for r in csv.DictReader(f)}
-    assert rows["0"]["status"].startswith("failed: ConfigError: optim") and (out / "0" / "error.txt").is_file()
+    assert rows["0"]["status"].startswith("failed: optim (torch.optim.Adam): Invalid learning rate") and (out / "0" / "error.txt").is_file()
     assert rows["1"]["status"] == rows["2"]["status"] == "completed"  # the failure stopped nothing
     # jobs 1 and 2 ran at the same time, in two worker processes, each seeing one of the two devices
     spans = {j: ((out / j / ".hydra" / "config.yaml").stat().st_mtime, (out / j / "results.json").stat().st_mtime)

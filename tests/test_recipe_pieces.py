@@ -15,11 +15,13 @@ from cnnlab.averaging import EMA
 from cnnlab.data import make_datamodule
 from cnnlab.errors import ArchError, ConfigError
 from cnnlab.layers import build_network, parse_layers, resize
-from cnnlab.mixing import Mixer, check_mix
+from cnnlab.checks.fields import OptionError
+from cnnlab.checks.model import Mixing, ModelOptions
+from cnnlab.mixing import Mixer
 from cnnlab.model import LayerListClassifier
 from cnnlab.optim import KernelMuon, muon
-from cnnlab.run import arch_layers
-from cnnlab.tta import check_views, vote
+from cnnlab.checks.arch import read_arch
+from cnnlab.tta import vote
 from tests.conftest import compose_train
 
 NET = [{"type": "C", "num_output": 8, "kernel_size": 3, "batch_norm": True},
@@ -31,7 +33,7 @@ MUON = functools.partial(muon, other=SGD, lr=0.1, momentum=0.6, ns_steps=3)
 
 def _model(tmp_path, layers=NET, optimizer=MUON, **options):
     dm = make_datamodule({"family": "digits", "batch_size": 64, "test_size": 360, "val_size": 180}, tmp_path)
-    return LayerListClassifier(layers, {**dm.info(), "config": {}}, optimizer=optimizer, **options), dm
+    return LayerListClassifier(layers, {**dm.info.to_dict(), "config": {}}, optimizer=optimizer, **options), dm
 
 
 # --- Muon -----------------------------------------------------------------------------------------------------
@@ -125,14 +127,20 @@ def test_optim_muon_composes_into_one_optimizer(tmp_path):
 
 
 # --- width, depth, REPEAT ---------------------------------------------------------------------------------------
+def _raw(arch) -> list[dict]:
+    from omegaconf import OmegaConf
+
+    return read_arch(OmegaConf.to_container(arch, resolve=True)).raw
+
+
 def test_width_scales_c_and_fc_to_multiples_of_8_and_keeps_t_and_whitening():
     cfg = compose_train("arch=cifar_fast", "arch.width=1.5")
-    layers = arch_layers(cfg.arch)
+    layers = _raw(cfg.arch)
     widths = [layer.get("num_output") for layer in layers if layer["type"] == "C"]
     assert widths == [24, 96, 96, 384, 384, 384, 384]  # the whitening stem keeps its 24 = 2 x 3 x 2 x 2 filters
     net = build_network(layers, (3, 32, 32), 100)
     assert net.rows[-1].shape == (100,) and "96 k3x3" in net.rows[1].args
-    seed = arch_layers(compose_train("arch.width=0.3").arch)
+    seed = _raw(compose_train("arch.width=0.3").arch)
     assert [layer.get("num_output") for layer in seed[:4]] == [16, 40, None, 80]  # 64 x 0.3 = 19.2 -> 16, ...
 
 
@@ -156,7 +164,7 @@ def test_repeat_unrolls_and_depth_multiplies_it():
 ])
 def test_bad_multipliers_are_one_sentence(overrides, message):
     with pytest.raises(ConfigError, match=message):
-        arch_layers(compose_train(*overrides).arch)
+        _raw(compose_train(*overrides).arch)
 
 
 def test_repeat_errors_name_the_nested_layer():
@@ -170,7 +178,7 @@ def test_repeat_errors_name_the_nested_layer():
 def test_mixup_mixes_images_and_targets_by_one_weight():
     torch.manual_seed(0)
     x, y = torch.rand(8, 1, 6, 6), torch.arange(8) % 4
-    mixed, target = Mixer(4, {"alpha": 0.4, "share": 1.0}, None)(x, y)
+    mixed, target = Mixer(4, Mixing(alpha=0.4, share=1.0), None)(x, y)
     lam = target[torch.arange(8), y]
     assert target.shape == (8, 4) and torch.allclose(target.sum(1), torch.ones(8))
     assert torch.allclose(lam, lam[0].expand(8)) and 0 < lam[0] < 1
@@ -180,7 +188,7 @@ def test_mixup_mixes_images_and_targets_by_one_weight():
 def test_cutmix_pastes_a_box_from_the_neighbour_and_weights_by_its_area():
     torch.manual_seed(3)
     x, y = torch.rand(8, 1, 16, 16), torch.arange(8) % 4
-    mixed, target = Mixer(4, None, {"alpha": 1.0, "share": 1.0})(x, y)
+    mixed, target = Mixer(4, None, Mixing(alpha=1.0, share=1.0))(x, y)
     from_neighbour = (mixed == x.roll(1, 0)) & (mixed != x)
     area = from_neighbour[0].float().mean()
     assert 0 < area < 1 and torch.allclose(target[0, y[0]], 1 - area, atol=1e-6)
@@ -188,9 +196,9 @@ def test_cutmix_pastes_a_box_from_the_neighbour_and_weights_by_its_area():
 
 def test_mixing_shares_decide_how_many_batches_mix():
     x, y = torch.rand(4, 1, 6, 6), torch.arange(4)
-    assert not Mixer(4, {"alpha": 0.2, "share": 0.0}, {"alpha": 1.0, "share": 0.0})
+    assert not Mixer(4, Mixing(alpha=0.2, share=0.0), Mixing(alpha=1.0, share=0.0))
     torch.manual_seed(0)
-    mixer = Mixer(4, {"alpha": 0.2, "share": 0.25}, {"alpha": 1.0, "share": 0.25})
+    mixer = Mixer(4, Mixing(alpha=0.2, share=0.25), Mixing(alpha=1.0, share=0.25))
     mixed = sum(mixer(x, y)[1].ndim == 2 for _ in range(400))
     assert 150 < mixed < 250  # half of the batches
 
@@ -212,12 +220,12 @@ def test_mixup_trains_on_mixed_targets_through_the_model(tmp_path):
 
 @pytest.mark.parametrize("options, message", [
     ({"alpha": -1, "share": 0.5}, "model.mixup.alpha = -1"), ({"alpha": 0.2, "share": 1.5}, "model.mixup.share = 1.5"),
-    ({"alpha": 0.2, "share": True}, "model.mixup.share = True"), ({"beta": 1}, "keys alpha and share"),
+    ({"alpha": 0.2, "share": True}, "model.mixup.share = True"), ({"beta": 1}, "model.mixup.beta is not an option"),
     ("lots", "model.mixup = 'lots'"),
 ])
 def test_bad_mixing_options_are_one_sentence(options, message):
-    with pytest.raises(ConfigError, match=message):
-        check_mix(options, "model.mixup")
+    with pytest.raises(OptionError, match=message):
+        ModelOptions.read({"mixup": options})
 
 
 def test_mixing_shares_above_one_are_refused(tmp_path):
@@ -264,4 +272,4 @@ def test_crops_average_the_image_and_its_four_corner_shifts():
     ten = sum((net(v) + net(v.flip(3))) / 2 for v in views) / 5
     assert torch.allclose(vote(net, x, ("flip", "crops")), ten, atol=1e-6)
     with pytest.raises(ConfigError, match="translate and crops"):
-        check_views(["translate", "crops"])
+        ModelOptions.read({"tta": ["translate", "crops"]})

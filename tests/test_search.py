@@ -1,5 +1,6 @@
-"""`src/search.py`: a real Optuna search on digits writes its outputs, its best arch trains, a study resumes,
-two workers share one SQLite study, and a bad space is refused before any trial."""
+"""`src/search.py`: a real Optuna search on digits writes its outputs, its best arch trains, a study resumes, two
+workers share one SQLite study, and a bad space is refused before any trial. Searches run in-process through the
+front door (`check_search`); the command line itself is run where workers are separate processes."""
 
 from __future__ import annotations
 
@@ -10,9 +11,13 @@ import sys
 
 import pytest
 
-from tests.conftest import ROOT, run_script
+from cnnlab.checks import compose
+from cnnlab.checks.search import check_search
+from cnnlab.errors import ConfigError
+from cnnlab.search import run_search
+from tests.conftest import ROOT
 
-FAST = ("search.epochs=2", "+trainer.limit_train_batches=3", "+trainer.limit_val_batches=1")
+FAST = ("search.epochs=2", "trainer.limit_train_batches=3", "trainer.limit_val_batches=1")
 
 
 def trials(folder):
@@ -20,48 +25,49 @@ def trials(folder):
         return list(csv.DictReader(f))
 
 
-def test_search_writes_outputs_and_its_best_arch_trains(tmp_path):
-    run = run_script("search.py", tmp_path / "study", "n_trials=4", *FAST)
-    assert run.returncode == 0, run.output[-3000:]
-    rows = trials(run.dir)
+def search(out, *overrides):
+    """What `python src/search.py <overrides> hydra.run.dir=<out>` does, in this process."""
+    return run_search(check_search(compose("search", *overrides, f"paths.output_dir={out}",
+                                           f"paths.data_dir={out.parent / 'data'}")))
+
+
+def test_search_writes_outputs_and_its_best_arch_trains(tmp_path, fit, capsys):
+    out = tmp_path / "study"
+    search(out, "n_trials=4", *FAST)
+    printed = capsys.readouterr().out
+    rows = trials(out)
     assert [int(r["number"]) for r in rows] == [0, 1, 2, 3]
     assert all(r["state"] in ("COMPLETE", "PRUNED") for r in rows)
     for name in ("best_arch.yaml", "optimization_history.png", "study.db"):
-        assert (run.dir / name).is_file(), name
-    assert "pruned" in run.stdout and "best: trial" in run.stdout
-    trained = run_script("train.py", tmp_path / "train", "arch=file", f"arch.path={run.dir / 'best_arch.yaml'}",
-                         "debug=fast")
-    assert trained.returncode == 0, trained.output[-3000:]
+        assert (out / name).is_file(), name
+    assert "pruned" in printed and "best: trial" in printed
+    trained = fit("arch=file", f"arch.path={out / 'best_arch.yaml'}", "debug=fast")
+    assert trained.results()["test/acc"] >= 0
 
 
 def test_a_trial_trains_through_train_pys_path_and_a_nan_trial_fails_with_its_reason(tmp_path):
     """optim=, model.* and the NaN stop reach every trial, as they reach `train.py`; a diverging trial is recorded as
     failed with the reason, and the study goes on."""
-    run = run_script("search.py", tmp_path / "study", "n_trials=2", "optim=gd", "~search.lr", "+search.lr=[1.0e12]",
-                     "~search.reg", "+search.reg=[0.0]", "search.batch_norm=[false]",  # batch norm could tame it
-                     "model.label_smoothing=0.1", "sampler_seed=0", *FAST)
-    assert run.returncode == 0, run.output[-3000:]
-    rows = trials(run.dir)
+    out = tmp_path / "study"
+    search(out, "n_trials=2", "optim=gd", "~search.lr", "+search.lr=[1.0e12]", "~search.reg", "+search.reg=[0.0]",
+           "search.batch_norm=[false]", "model.label_smoothing=0.1", "sampler_seed=0", *FAST)  # BN could tame it
+    rows = trials(out)
     assert [r["state"] for r in rows] == ["FAIL", "FAIL"]
     assert all("NonFiniteLoss: the training loss became" in r["reason"] for r in rows)
-    trial = (run.dir / "trials" / "0" / "config.yaml").read_text()
+    trial = (out / "trials" / "0" / "config.yaml").read_text()
     assert "_target_: torch.optim.SGD" in trial and "label_smoothing: 0.1" in trial and "lr: 1000000000000.0" in trial
-    assert (run.dir / "trials" / "0" / "arch_table.txt").is_file()
+    assert (out / "trials" / "0" / "arch_table.txt").is_file()
 
 
-def test_study_resumes_its_trial_count(tmp_path):
-    first = run_script("search.py", tmp_path / "study", "n_trials=2", *FAST)
-    assert first.returncode == 0, first.output[-3000:]
-    again = run_script("search.py", tmp_path / "study", "n_trials=3", *FAST)
-    assert again.returncode == 0, again.output[-3000:]
-    assert [int(r["number"]) for r in trials(again.dir)] == [0, 1, 2]
-
-
-def test_multi_objective_writes_a_pareto_front(tmp_path):
-    run = run_script("search.py", tmp_path / "study", "n_trials=3", "objectives=[val_err,params]", *FAST)
-    assert run.returncode == 0, run.output[-3000:]
-    assert (run.dir / "pareto_front.png").is_file()
-    assert all(len(r["values"].split()) == 2 for r in trials(run.dir))
+def test_study_resumes_its_trial_count_and_a_pareto_front(tmp_path):
+    out = tmp_path / "study"
+    search(out, "n_trials=2", *FAST)
+    search(out, "n_trials=3", *FAST)
+    assert [int(r["number"]) for r in trials(out)] == [0, 1, 2]
+    pareto = tmp_path / "pareto"
+    search(pareto, "n_trials=3", "objectives=[val_err,params]", *FAST)
+    assert (pareto / "pareto_front.png").is_file()
+    assert all(len(r["values"].split()) == 2 for r in trials(pareto))
 
 
 def test_two_workers_share_one_sqlite_study(tmp_path):
@@ -81,52 +87,32 @@ def test_two_workers_share_one_sqlite_study(tmp_path):
     assert all(t.state.is_finished() for t in study.trials)
 
 
-def _search_config(out_dir, *overrides):
-    """The search config as src/search.py composes it, writing into out_dir (for checks that need no process)."""
-    from hydra import compose, initialize_config_dir
-    from omegaconf import open_dict
-
-    with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
-        cfg = compose("search", list(overrides))
-    with open_dict(cfg):
-        cfg.paths.output_dir = str(out_dir)
-    return cfg
-
-
-def test_bad_space_is_refused(train, tmp_path):
-    from cnnlab.errors import ConfigError
-    from cnnlab.search.study import run_search
-
-    for k, (overrides, fragment) in enumerate((
-        (("search.blocks.low=5",), "search.blocks: low 5 must be <= high 3"),
-        (("+search.depth=3",), "unknown keys ['depth']"),
-        (("search.width=[]",), "search.width = []"),
-        (("objectives=[params]",), "objectives = ['params']"),
-    )):
-        with pytest.raises(ConfigError) as info:
-            run_search(_search_config(tmp_path / str(k), *overrides))
-        assert fragment in str(info.value)
-        assert not (tmp_path / str(k) / "study.db").exists()
-    run = train("n_trials=0", script="search.py")  # and through the command line: exit 2, one line
-    assert run.returncode == 2 and "n_trials = 0" in run.stderr and "Traceback" not in run.output, run.stderr
-    assert not (run.dir / "study.db").exists()
+@pytest.mark.parametrize("overrides, fragment", [
+    (("search.blocks.low=5",), "search.blocks: low 5 must be <= high 3"),
+    (("+search.depth=3",), "unknown keys ['depth']"),
+    (("search.width=[]",), "search.width = []"),
+    (("objectives=[params]",), "objectives = ['params']"),
+    (("n_trials=0",), "n_trials = 0"),
+    (("agent.name=sarsa",), "agent = 'sarsa'"),
+    (("sampler_seed=-1",), "sampler_seed = -1"),
+])
+def test_bad_space_is_refused_before_any_trial(tmp_path, overrides, fragment):
+    with pytest.raises(ConfigError) as info:
+        search(tmp_path, *overrides)
+    assert fragment in str(info.value)
+    assert not (tmp_path / "study.db").exists()
 
 
 def test_a_storage_that_cannot_be_opened_is_one_sentence(tmp_path):
-    from omegaconf import open_dict
-
-    from cnnlab.errors import ConfigError
     from cnnlab.search.study import Search
 
-    cfg = _search_config(tmp_path, "n_trials=1")
     for url, fragments in (
         ("sqlite:////no/such/dir/x.db", ["storage=sqlite:////no/such/dir/x.db cannot be opened",
                                          "check that the folder exists"]),
         ("postgresql://me:secret@127.0.0.1:1/x", ["storage=postgresql://me:***@127.0.0.1:1/x cannot be opened"]),
     ):
-        with open_dict(cfg):
-            cfg.storage = url
+        plan = check_search(compose("search", "n_trials=1", f"storage={url}", f"paths.output_dir={tmp_path}"))
         with pytest.raises(ConfigError) as info:
-            Search(cfg).study()
+            Search(plan).study()
         message = str(info.value)
         assert all(f in message for f in fragments) and "secret" not in message and "\n" not in message, message

@@ -12,8 +12,7 @@ from cnnlab.errors import ConfigError
 from cnnlab.layers import build_network
 from cnnlab.search.qlearning import Path, QLearningSampler, check_schedule, epsilon_at, update
 from cnnlab.search.sequential import SequentialSpace
-from tests.conftest import run_script
-from tests.test_search import trials
+from tests.test_search import search, trials
 
 SPACE = {"kind": "sequential", "max_depth": 5, "max_fc": 2, "fc_max_size": 4,
          "conv": {"num_output": [4, 8], "kernel_size": [3, 5], "stride": [1], "padding": ["valid"]},
@@ -123,24 +122,21 @@ def test_schedules_and_spaces_are_checked_before_any_trial():
         SequentialSpace({**SPACE, "fc": {"num_output": [0]}}, SHAPE, 10)
 
 
-FAST = ("search.epochs=1", "+trainer.limit_train_batches=3", "+trainer.limit_val_batches=1")
+FAST = ("search.epochs=1", "trainer.limit_train_batches=3", "trainer.limit_val_batches=1")
 
 
-def test_qlearning_search_runs_and_writes_what_it_learnt(tmp_path):
-    run = run_script("search.py", tmp_path / "study", "agent=qlearning", "n_trials=5", "study_name=mine", *FAST)
-    assert run.returncode == 0, run.output[-3000:]
-    rows = trials(run.dir)
+def test_qlearning_search_runs_and_writes_what_it_learnt(tmp_path, fit):
+    out = tmp_path / "study"
+    search(out, "agent=qlearning", "n_trials=5", "study_name=mine", *FAST)
+    rows = trials(out)
     assert len(rows) == 5 and all(r["layers"].endswith("T") for r in rows)
     for name in ("best_arch.yaml", "epsilon_rewards.png", "top_layer_lists.txt", "optimization_history.png"):
-        assert (run.dir / name).is_file(), name
-    trained = run_script("train.py", tmp_path / "train", "arch=file", f"arch.path={run.dir / 'best_arch.yaml'}",
-                         "debug=fast")
-    assert trained.returncode == 0, trained.output[-3000:]
-    other = run_script("search.py", tmp_path / "study", "agent=random", "search=metaqnn", "n_trials=6",
-                       "study_name=mine", *FAST)
-    assert other.returncode == 2 and "was searched with agent=qlearning" in other.stderr
+        assert (out / name).is_file(), name
+    fit("arch=file", f"arch.path={out / 'best_arch.yaml'}", "debug=fast")
+    with pytest.raises(ConfigError, match="was searched with agent=qlearning"):
+        search(out, "agent=random", "search=metaqnn", "n_trials=6", "study_name=mine", *FAST)
     for overrides, fragment in ((("agent=qlearning", "n_trials=4", "agent.epsilon=[[1.0,3]]"), "covers 3 trials"),
                                 (("agent=qlearning", "search=cnn_small"), "needs a sequential space"),
                                 (("agent=qlearning", "search.max_depth=1"), "max_depth = 1")):
-        bad = run_script("search.py", tmp_path / "bad", *overrides)
-        assert bad.returncode == 2 and fragment in bad.stderr and "Traceback" not in bad.output, bad.stderr
+        with pytest.raises(ConfigError, match=fragment):
+            search(tmp_path / "bad", *overrides)

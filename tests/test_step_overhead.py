@@ -5,7 +5,6 @@ the CPU, where the same reads dispatch `_local_scalar_dense`, through `bench/ste
 from __future__ import annotations
 
 import pytest
-from omegaconf import OmegaConf
 
 from cnnlab.data import make_datamodule
 from tests import data_files
@@ -17,7 +16,7 @@ step_overhead = _bench("step_overhead")
 def counts(overrides: list[str], data_dir, steps: int, names=("plain", "cnnlab")) -> dict[str, dict]:
     paths = step_overhead.Paths(overrides, "cpu")
     cfg = paths.config(steps, str(data_dir / "unused"))
-    paths.data = make_datamodule(OmegaConf.to_container(cfg.data, resolve=True), str(data_dir))
+    paths.data = make_datamodule(cfg.data, str(data_dir))
     return step_overhead.measure(paths, steps, repeats=0, names=names)
 
 

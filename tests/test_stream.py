@@ -10,8 +10,11 @@ import pytest
 import torch
 from PIL import Image
 
+from cnnlab.checks import compose
+from cnnlab.checks.prepare import check_prepare
 from cnnlab.data import make_datamodule
-from cnnlab.errors import ConfigError, DataError
+from cnnlab.errors import CnnlabError, ConfigError, DataError
+from cnnlab.prepare import prepare
 from tests.conftest import ROOT, compose_train, run_script
 from tests.data_files import image_label_counts, split_counts
 from tests.test_folder import CLASSES, write_images
@@ -30,24 +33,31 @@ def digits_shards(tmp_path_factory):
 
 def _items(root, split):
     """(pixels, label) -> count, read back through the stream's own dataset and decoder."""
-    dataset = make_datamodule({"family": "stream", "root": str(root)}, root)._dataset(split, shuffle=False)
+    from cnnlab.data.stream import Checked
+
+    source = make_datamodule({"family": "stream", "root": str(root)}, root).source
+    dataset = Checked(str(root / split), transform=source._decoder)
     return image_label_counts(dataset[i][:2] for i in range(len(dataset)))
+
+
+def write_shards(out, *overrides):
+    """What `python src/prepare.py <overrides> out=<out>` does, in this process."""
+    return prepare(check_prepare(compose("prepare", *overrides, f"out={out}", f"paths.output_dir={out.parent / 'p'}")))
 
 
 def test_shards_hold_the_in_memory_splits(digits_shards):
     meta = json.loads((digits_shards / "cnnlab.json").read_text())
     assert {k: meta["splits"][k]["images"] for k in DIGITS_SPLITS} == DIGITS_SPLITS
     assert meta["store"] == "pixels" and meta["input_shape"] == [1, 8, 8] and len(meta["class_names"]) == 10
-    memory = make_datamodule(dict(compose_train().data), digits_shards)
+    memory = make_datamodule(compose_train().data, digits_shards)
     memory.setup()
     for split in DIGITS_SPLITS:
         assert _items(digits_shards, split) == split_counts(memory.splits[split]), split
-    assert meta["mean"] == pytest.approx(memory.mean.flatten().tolist())
+    assert meta["mean"] == pytest.approx(list(memory.info.mean))
 
 
-def test_train_from_shards_counts_every_test_image_once(train, digits_shards):
-    run = train("data=stream", f"data.root={digits_shards}", "trainer.max_epochs=2", "data.batch_size=64")
-    assert run.returncode == 0, run.output[-3000:]
+def test_train_from_shards_counts_every_test_image_once(train, fit, digits_shards):
+    run = fit("data=stream", f"data.root={digits_shards}", "trainer.max_epochs=2", "data.batch_size=64")
     matrix = [line.split(",")[1:] for line in (run.dir / "confusion_matrix.csv").read_text().splitlines()[1:]]
     assert sum(int(v) for row in matrix for v in row) == 360
     assert run.results()["test/acc"] > 0.2  # learns: 10 classes, chance is 0.1
@@ -63,16 +73,9 @@ def test_train_from_shards_counts_every_test_image_once(train, digits_shards):
 
 
 def test_folder_shards_keep_the_files_and_decode_to_the_same_pixels(tmp_path):
-    from cnnlab.prepare import prepare
-
     write_images(tmp_path / "pets", n_per_class=12, size=(6, 6))
-    cfg = compose_train()  # any root config with paths; prepare's own keys added below
-    from omegaconf import OmegaConf, open_dict
-
-    with open_dict(cfg):
-        cfg.data = OmegaConf.create({"family": "folder", "root": str(tmp_path / "pets"), "workers": 1})
-        cfg.out, cfg.store, cfg.workers, cfg.chunk_mb = str(tmp_path / "shards"), "auto", 2, 1
-    prepare(cfg)
+    pets = ("data=folder", f"data.root={tmp_path / 'pets'}", "data.workers=1", "workers=2", "chunk_mb=1")
+    write_shards(tmp_path / "shards", *pets)
     meta = json.loads((tmp_path / "shards" / "cnnlab.json").read_text())
     assert meta["store"] == "encoded" and meta["class_names"] == list(CLASSES)
     folder = make_datamodule({"family": "folder", "root": str(tmp_path / "pets"), "workers": 1, "cache": False},
@@ -80,46 +83,36 @@ def test_folder_shards_keep_the_files_and_decode_to_the_same_pixels(tmp_path):
     folder.setup()
     for split in ("train", "val", "test"):
         assert _items(tmp_path / "shards", split) == split_counts(folder.splits[split]), split
-    assert meta["mean"] == pytest.approx(folder.mean.flatten().tolist(), abs=1e-6)
-    assert meta["std"] == pytest.approx(folder.std.flatten().tolist(), abs=1e-6)
+    assert meta["mean"] == pytest.approx(list(folder.info.mean), abs=1e-6)
+    assert meta["std"] == pytest.approx(list(folder.info.std), abs=1e-6)
     chunk = next((tmp_path / "shards" / "train").glob("chunk-*.bin")).read_bytes()
     png = (tmp_path / "pets" / "cat" / "000.png").read_bytes()
     assert png in chunk  # the file's own bytes, not decoded pixels
-    with open_dict(cfg):
-        cfg.out = str(tmp_path / "again")
-    prepare(cfg)  # the same input gives the same chunks (so the same training order), whichever worker is faster
+    write_shards(tmp_path / "again", *pets)  # the same input gives the same chunks (the same training order)
     for split in ("train", "val", "test", "train_eval"):
         chunks = [sorted((tmp_path / out / split).glob("chunk-*.bin")) for out in ("shards", "again")]
         assert [p.read_bytes() for p in chunks[0]] == [p.read_bytes() for p in chunks[1]], split
 
 
 def test_prepare_names_a_bad_image_and_never_replaces_other_files(tmp_path):
-    from omegaconf import OmegaConf, open_dict
-
-    from cnnlab.prepare import prepare
-
     write_images(tmp_path / "pets", n_per_class=6, size=(6, 6))
     (tmp_path / "pets" / "dog" / "zz.jpg").write_text("not an image")
-    cfg = compose_train()
-    with open_dict(cfg):
-        cfg.data = OmegaConf.create({"family": "folder", "root": str(tmp_path / "pets"), "workers": 1,
-                                     "image_size": 6, "channels": 3})
-        cfg.out, cfg.store, cfg.workers, cfg.chunk_mb = str(tmp_path / "shards"), "auto", 1, 1
+    pets = ("data=folder", f"data.root={tmp_path / 'pets'}", "data.workers=1", "data.image_size=6", "data.channels=3",
+            "workers=1", "chunk_mb=1")
     with pytest.raises(DataError, match=r"zz.jpg: not a readable image .*data.skip_bad_images=true"):
-        prepare(cfg)
+        write_shards(tmp_path / "shards", *pets)
     assert not (tmp_path / "shards" / "cnnlab.json").exists()  # nothing half-written is left to be streamed
-    with open_dict(cfg):
-        cfg.data.skip_bad_images = True
-    prepare(cfg)
+    write_shards(tmp_path / "shards", *pets, "data.skip_bad_images=true")
     meta = json.loads((tmp_path / "shards" / "cnnlab.json").read_text())
     assert sum(meta["splits"][s]["images"] for s in ("train", "val", "test")) == 18 and len(meta["skipped"]) == 1
-    (tmp_path / "mine").mkdir()
-    (tmp_path / "mine" / "notes.txt").write_text("keep me")
-    with open_dict(cfg):
-        cfg.out = str(tmp_path / "mine")
-    with pytest.raises(ConfigError, match="not a shards folder"):
-        prepare(cfg)
-    assert (tmp_path / "mine" / "notes.txt").read_text() == "keep me"
+    mine = tmp_path / "mine"
+    (mine / ".partial").mkdir(parents=True)  # what a killed prepare.py leaves, beside the user's own files
+    (mine / "notes.txt").write_text("keep me")
+    (mine / "train").mkdir()
+    (mine / "train" / "photo.jpg").write_text("mine too")
+    with pytest.raises(ConfigError, match="holds files that prepare.py did not write \\(notes.txt\\)"):
+        write_shards(mine, *pets, "data.skip_bad_images=true")
+    assert (mine / "notes.txt").read_text() == "keep me" and (mine / "train" / "photo.jpg").read_text() == "mine too"
 
 
 def _copy(src, dst):
@@ -131,7 +124,7 @@ def _copy(src, dst):
 
 def test_bad_shards_are_one_sentence_before_training(digits_shards, tmp_path):
     def error(root, **options):
-        with pytest.raises(DataError) as info:
+        with pytest.raises(CnnlabError) as info:
             make_datamodule({"family": "stream", "root": str(root), **options}, tmp_path)
         return str(info.value)
 
@@ -151,10 +144,38 @@ def test_bad_shards_are_one_sentence_before_training(digits_shards, tmp_path):
     too_few = make_datamodule({"family": "stream", "root": str(digits_shards), "batch_size": 1000}, tmp_path)
     with pytest.raises(DataError, match=r"1,257 images, fewer than one batch .* \(1000 x 1 x 2\)"):
         too_few.train_dataloader()
+    edited = _copy(digits_shards, tmp_path / "edited")
+    meta = json.loads((edited / "cnnlab.json").read_text())
+    (edited / "cnnlab.json").write_text(json.dumps({k: v for k, v in meta.items() if k != "class_names"}))
+    assert "'class_names' is missing" in error(edited) and "write the shards again" in error(edited)
     # through the command line: exit 2, one line, nothing trained
     run = run_script("train.py", tmp_path / "run", "data=stream", f"data.root={cut}")
     assert run.returncode == 2 and "Traceback" not in run.output and str(chunk) in run.stderr
     assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+def test_shards_that_disagree_with_their_description_stop_in_one_sentence(digits_shards, tmp_path, fit):
+    """Found only while reading (a label beyond the classes named, pixels of another shape, bytes damaged in place):
+    one sentence naming the shards, from a loader worker too, never an IndexError or a shape error deep in training."""
+    fewer = _copy(digits_shards, tmp_path / "fewer")
+    meta = json.loads((fewer / "cnnlab.json").read_text())
+    (fewer / "cnnlab.json").write_text(json.dumps({**meta, "class_names": ["zero", "one"]}))
+    with pytest.raises(CnnlabError, match="names 2 classes, but the shards hold an image of label"):
+        fit("data=stream", f"data.root={fewer}", "data.workers=0", "arch=small", "debug=fast")
+    run = run_script("train.py", tmp_path / "cli", "data=stream", f"data.root={fewer}", "arch=small", "debug=fast")
+    assert run.returncode == 2 and "Traceback" not in run.output and "names 2 classes" in run.stderr, run.stderr[-2000:]
+    assert len(run.stderr.strip().splitlines()) == 1
+    larger = _copy(digits_shards, tmp_path / "larger")
+    (larger / "cnnlab.json").write_text(json.dumps({**meta, "input_shape": [1, 9, 9]}))
+    with pytest.raises(CnnlabError, match="says 1x9x9 images, but the shards hold 1x8x8 ones"):
+        fit("data=stream", f"data.root={larger}", "data.workers=0", "arch=small", "debug=fast")
+    damaged = _copy(digits_shards, tmp_path / "damaged")
+    chunk = sorted((damaged / "val").glob("chunk-*.bin"))[0]
+    data = bytearray(chunk.read_bytes())
+    data[:64] = bytes(64)  # the chunk's own index of its items, zeroed: same size, unreadable
+    chunk.write_bytes(bytes(data))
+    with pytest.raises(CnnlabError, match="the shards are damaged"):
+        fit("data=stream", f"data.root={damaged}", "data.workers=0", "arch=small", "debug=fast")
 
 
 KILL = ("trainer.deterministic=true", "trainer.max_epochs=2", "arch=small", "checkpoint_every_n_steps=5",
@@ -196,29 +217,14 @@ def test_folder_too_large_for_memory_is_refused_before_decoding(tmp_path):
 
 
 def test_prepare_refuses_a_stream_no_out_and_bad_options(digits_shards):
-    from omegaconf import OmegaConf, open_dict
-
-    from cnnlab.prepare import prepare
-
-    cfg = compose_train()
-    with open_dict(cfg):
-        cfg.data = OmegaConf.create({"family": "stream", "root": str(digits_shards)})
-        cfg.out = str(digits_shards.parent / "again")
+    out = digits_shards.parent / "again"
     with pytest.raises(ConfigError, match="data=stream reads shards"):
-        prepare(cfg)
-    with open_dict(cfg):
-        cfg.out = "???"
+        write_shards(out, "data=stream", f"data.root={digits_shards}")
     with pytest.raises(ConfigError, match="needs out=FOLDER"):
-        prepare(cfg)
-    for key, value, message in (("store", "zip", "store = 'zip'; expected auto"),
-                                ("store", "encoded", "store=encoded keeps image files as found"),
-                                ("chunk_mb", 0, "chunk_mb = 0; expected a positive number"),
-                                ("workers", 0, "workers = 0; expected a positive integer or null")):
-        bad = compose_train()
-        with open_dict(bad):
-            bad.data = OmegaConf.create({"family": "digits"})
-            bad.out, bad.store, bad.workers, bad.chunk_mb = str(digits_shards.parent / "x"), "auto", 1, 1
-            bad[key] = value
+        check_prepare(compose("prepare", "paths.output_dir=/tmp"))
+    for option, message in (("store=zip", "store = 'zip'; expected one of 'auto'"),
+                            ("store=encoded", "store=encoded keeps image files as found"),
+                            ("chunk_mb=0", "chunk_mb = 0; expected a positive integer"),
+                            ("workers=0", "workers = 0; expected null or a positive integer")):
         with pytest.raises(ConfigError, match=message):
-            prepare(bad)
-
+            write_shards(digits_shards.parent / "x", option)

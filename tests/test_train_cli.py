@@ -1,4 +1,5 @@
-"""Real `src/train.py` and `src/eval.py` runs: the run directory, consistent metrics, eval, resume, the default run."""
+"""Real `src/train.py` runs: the run directory, consistent metrics, eval, resume, the default run. The command line
+itself runs once (a session fixture); the rest runs the same task in-process."""
 
 from __future__ import annotations
 
@@ -8,7 +9,11 @@ import json
 import pytest
 import torch
 
-from tests.conftest import run_script
+from cnnlab.checks import compose
+from cnnlab.checks.eval import check_eval
+from cnnlab.errors import CnnlabError
+from cnnlab.run import evaluate
+from tests.conftest import train_plan
 
 RUN_FILES = [
     ".hydra/config.yaml", "config.yaml", "arch_table.txt", "checkpoints/best.ckpt", "checkpoints/last.ckpt",
@@ -57,23 +62,24 @@ def test_results_say_where_the_wall_time_went(trained_run):
     assert startup + fit + test <= total + 1.0  # the parts do not overlap (startup ends inside fit)
 
 
+def eval_in_process(out, *overrides):
+    return evaluate(check_eval(compose("eval", *overrides, f"paths.output_dir={out}")))
+
+
 def test_eval_reproduces_the_test_metrics(trained_run, tmp_path):
-    run = run_script("eval.py", tmp_path / "eval", f"ckpt_path={trained_run.dir}/checkpoints/best.ckpt")
-    assert run.returncode == 0, run.output[-3000:]
+    results = eval_in_process(tmp_path / "eval", f"ckpt_path={trained_run.dir}/checkpoints/best.ckpt")
     for key in ("test/acc", "test/loss", "train_eval/acc"):
-        assert run.results()[key] == pytest.approx(trained_run.results()[key], abs=1e-6), key
-    assert read_confusion(run.dir / "confusion_matrix.csv").tolist() == \
+        assert results[key] == pytest.approx(trained_run.results()[key], abs=1e-6), key
+    assert read_confusion(tmp_path / "eval" / "confusion_matrix.csv").tolist() == \
         read_confusion(trained_run.dir / "confusion_matrix.csv").tolist()
-    assert (run.dir / "classification_report.txt").is_file()
+    assert (tmp_path / "eval" / "classification_report.txt").is_file()
+    assert (tmp_path / "eval" / "curves.png").is_file()  # the training run's curves, from its metrics.csv
 
 
-def test_resume_continues_at_the_next_epoch(trained_run, tmp_path):
+def test_resume_continues_at_the_next_epoch(trained_run, tmp_path, fit):
     last = trained_run.dir / "checkpoints/last.ckpt"
     assert torch.load(last, weights_only=True)["epoch"] == 1
-    run = run_script("train.py", tmp_path / "resumed", "trainer.max_epochs=3", "data.batch_size=256",
-                     f"ckpt_path={last}")
-    assert run.returncode == 0, run.output[-3000:]
-    assert "Restored all states" in run.output
+    run = fit("trainer.max_epochs=3", "data.batch_size=256", f"ckpt_path={last}")
     resumed = torch.load(run.dir / "checkpoints/last.ckpt", weights_only=True)
     assert resumed["epoch"] == 2  # exactly one more epoch was trained
     assert resumed["global_step"] == 3 * torch.load(last, weights_only=True)["global_step"] // 2
@@ -83,24 +89,21 @@ def test_resume_continues_at_the_next_epoch(trained_run, tmp_path):
 
 
 def test_resume_with_another_arch_is_refused(trained_run, tmp_path):
-    run = run_script("train.py", tmp_path / "other", "arch=small", f"ckpt_path={trained_run.dir}/checkpoints/last.ckpt")
-    assert run.returncode == 2
-    assert "different arch or data config" in run.stderr and "Traceback" not in run.output
+    with pytest.raises(CnnlabError, match="different arch or data config"):
+        train_plan(tmp_path / "other", "arch=small", f"ckpt_path={trained_run.dir}/checkpoints/last.ckpt")
 
 
-def test_default_experiment_reaches_95_percent(tmp_path):
+def test_default_experiment_reaches_95_percent(fit):
     """The README's quick start: `python src/train.py` with no arguments (the seed arch on digits)."""
-    run = run_script("train.py", tmp_path / "default")
-    assert run.returncode == 0, run.output[-3000:]
-    assert run.results()["test/acc"] >= 0.95
+    assert fit().results()["test/acc"] >= 0.95
 
 
 @pytest.mark.parametrize("overrides", [
     ("optim=sgd", "scheduler=cosine"), ("optim=rmsprop", "callbacks=early_stop"), ("optim=gd", "arch=seed_deep"),
     ("scheduler=onecycle", "model.label_smoothing=0.1"), ("scheduler=warmup_linear", "arch=resnet_small"),
+    ("optim=muon", "arch=resnet_small"), ("callbacks=ema", "model.mixup.share=0.5", "model.cutmix.share=0.5"),
 ])
-def test_optimizers_schedulers_and_archs_run(train, overrides):
+def test_optimizers_schedulers_and_archs_run(fit, overrides):
     has_arch = any(o.startswith("arch=") for o in overrides)
-    run = train(*overrides, "model.reg=0" if has_arch else "arch=small", "debug=fast")
-    assert run.returncode == 0, run.output[-3000:]
+    run = fit(*overrides, "model.reg=0" if has_arch else "arch=small", "debug=fast")
     assert run.results()["test/acc"] >= 0.0 and (run.dir / "curves.png").is_file()

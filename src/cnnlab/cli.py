@@ -20,8 +20,35 @@ register()  # the option groups' schemas, before Hydra composes anything
 
 
 def set_root() -> None:
-    """Run directories and data default to the repository, wherever the command is started from."""
+    """Before Hydra parses the command line: run directories and data default to the repository wherever the command
+    is started from; the config files parse (a broken one is one sentence, not Hydra's traceback); `group=null` means
+    no entry of that group, as `~group` does (Hydra stops on it with a ValueError)."""
     os.environ.setdefault("CNNLAB_ROOT", str(ROOT))
+    check_config_files(Path(CONFIG_DIR))
+    sys.argv[1:] = [null_group(arg) for arg in sys.argv[1:]]
+
+
+def check_config_files(folder: Path) -> None:
+    import yaml
+
+    for path in sorted(folder.rglob("*.yaml")):
+        try:
+            yaml.load(path.read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+        except (yaml.YAMLError, UnicodeDecodeError) as err:
+            where = getattr(err, "problem_mark", None)
+            line = f" at line {where.line + 1}, column {where.column + 1}" if where is not None else ""
+            problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+            print(f"error: {path.relative_to(folder.parent)} is not valid YAML{line} ({problem}); fix the file or "
+                  "remove it.", file=sys.stderr)
+            sys.exit(2)
+
+
+def null_group(arg: str) -> str:
+    """`logger=null` (or none) -> `~logger` for a config group of conf/; anything else as typed."""
+    key, sep, value = arg.partition("=")
+    if sep and value.lower() in ("null", "none") and key.isidentifier() and (Path(CONFIG_DIR) / key).is_dir():
+        return f"~{key}"
+    return arg
 
 
 def in_multirun() -> bool:
@@ -49,11 +76,24 @@ def _job_failed(err: Exception) -> None:
     from hydra.core.hydra_config import HydraConfig
 
     out_dir = Path(HydraConfig.get().runtime.output_dir)
-    message = f"{type(err).__name__}: {err}".splitlines()[0]
-    trace = "" if isinstance(err, CnnlabError) else "\n" + traceback.format_exc()
+    own = own_message(err)
+    message = (own or f"{type(err).__name__}: {err}").splitlines()[0]
+    trace = "" if own is not None else "\n" + traceback.format_exc()
     (out_dir / "error.txt").write_text(message + "\n" + trace)
     print(f"error in job {out_dir.name}: {message}", file=sys.stderr)
     return None
+
+
+def own_message(err: BaseException) -> str | None:
+    """cnnlab's sentence for an error: its own errors' message, also when a data loader worker raised it (PyTorch then
+    re-raises it with the worker's traceback in the message); None for anything else (a bug: shown in full)."""
+    text = str(err)
+    if "Original Traceback" in text:  # 'Caught DataError in DataLoader worker process 0. Original Traceback ...'
+        last = text.strip().splitlines()[-1]
+        name, _, rest = last.partition(": ")
+        if name.rsplit(".", 1)[-1] in ("DataError", "ConfigError", "ArchError", "CnnlabError", "OptionError"):
+            return rest
+    return text if isinstance(err, CnnlabError) else None
 
 
 def friendly_errors(task: Callable) -> Callable:
@@ -66,9 +106,12 @@ def friendly_errors(task: Callable) -> Callable:
         except Exception as err:
             if in_multirun():
                 return _job_failed(err)
-            if not isinstance(err, CnnlabError) or os.environ.get("HYDRA_FULL_ERROR") == "1":
+            if os.environ.get("HYDRA_FULL_ERROR") == "1":
                 raise
-            print(f"error: {err}", file=sys.stderr)
+            message = own_message(err)
+            if message is None:
+                raise
+            print(f"error: {message}", file=sys.stderr)
             sys.exit(2)
 
     return run
@@ -121,3 +164,10 @@ class OutputDirCheck(Callback):
         folder = self._folder(config, "hydra.sweep.dir")
         if folder:
             self._check(folder, "hydra.sweep.dir")
+        launcher = config.hydra.get("launcher") or {}
+        n_jobs = launcher.get("n_jobs") if "joblib" in str(launcher.get("_target_", "")) else None
+        if n_jobs is not None and (isinstance(n_jobs, bool) or not isinstance(n_jobs, int) or n_jobs == 0
+                                   or n_jobs < -1):
+            print(f"error: hydra.launcher.n_jobs = {n_jobs!r}; expected the number of jobs side by side, a positive "
+                  "integer, or -1 for one per core.", file=sys.stderr)
+            sys.exit(2)

@@ -3,6 +3,7 @@ channel count and size."""
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -10,23 +11,22 @@ import torch
 
 from cnnlab.errors import CnnlabError
 
+log = logging.getLogger("cnnlab")
+
 SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp"}
 
 
 def _image(path: Path, shape: tuple[int, int, int]) -> torch.Tensor:
-    from PIL import Image, UnidentifiedImageError
+    """As data=folder decodes its images (any Pillow mode, resized to the model's input)."""
+    from PIL import UnidentifiedImageError
 
-    c, h, w = shape
+    from cnnlab.data.image_cache import decode
+
     try:
-        with Image.open(path) as img:
-            img = img.convert("L" if c == 1 else "RGB")
-            if img.size != (w, h):
-                img = img.resize((w, h), Image.BILINEAR)
-            array = np.asarray(img, dtype=np.uint8)
-    except (UnidentifiedImageError, OSError) as err:
+        array = decode(path, shape)
+    except (UnidentifiedImageError, OSError, ValueError) as err:
         raise CnnlabError(f"{path}: not a readable image ({type(err).__name__}: {err}).") from None
-    tensor = torch.from_numpy(array.copy())
-    return tensor.unsqueeze(0) if c == 1 else tensor.permute(2, 0, 1)
+    return torch.from_numpy(array.copy()).permute(2, 0, 1)
 
 
 def _array(path: Path, shape: tuple[int, int, int]) -> torch.Tensor:
@@ -47,6 +47,14 @@ def _array(path: Path, shape: tuple[int, int, int]) -> torch.Tensor:
     if array.dtype == np.uint8:
         return torch.from_numpy(array.copy())
     if np.issubdtype(array.dtype, np.floating):
+        low, high = float(np.nanmin(array)), float(np.nanmax(array))
+        if not np.isfinite(array).all() or low < 0 or high > 255:
+            raise CnnlabError(f"{path}: float values from {low:g} to {high:g}; expected 0..1 (or 0..255, which is "
+                              "divided by 255), with no NaN or infinity.")
+        if high > 1:  # a float copy of 0..255 pixels: read as 0..1 it would be all white
+            log.warning("%s: float values up to %g, read as 0..255 (divided by 255); save 0..1 floats or uint8 to "
+                        "be explicit.", path, high)
+            array = array / 255.0
         return torch.from_numpy(array.astype(np.float32))
     raise CnnlabError(f"{path}: array of {array.dtype}; expected uint8 (0..255) or float (0..1).")
 

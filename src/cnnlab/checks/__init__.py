@@ -16,11 +16,17 @@ def compose(config_name: str, *overrides: str) -> Any:
     """The config an entry point would compose for these overrides (conf/<config_name>.yaml), without running it."""
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import open_dict
 
     from cnnlab.cli import CONFIG_DIR
 
     with initialize_config_dir(CONFIG_DIR, version_base="1.3"):
-        return hydra_compose(config_name, list(overrides))
+        cfg = hydra_compose(config_name, list(overrides), return_hydra_config=True)
+    HydraConfig.instance().set_config(cfg)  # so that ${hydra:runtime.choices...} resolve, as in a real run
+    with open_dict(cfg):
+        del cfg["hydra"]
+    return cfg
 
 
 def train_plan(*overrides: str, out: str | Path):

@@ -41,10 +41,10 @@ class Arch:
 
 def read_arch(values: dict[str, Any]) -> Arch:
     """The arch config, checked: the list as the user wrote it (errors name its positions), then at its size."""
-    if values.get("path") == "???":
-        raise ArchError("arch=file needs arch.path=FILE: a layer list in YAML, JSON or the seed's Python form "
-                        "(relative to where you run the command).")
     options = ArchOptions.read(values)
+    if options.path in (None, "???") and options.layers is None:
+        raise ArchError(f"arch={options.name or 'file'} needs arch.path=FILE: a layer list in YAML, JSON or the seed's "
+                        "Python form (relative to where you run the command), or an inline arch.layers list.")
     if options.path and options.layers:
         raise ArchError("the arch config sets both 'layers' and 'path'; keep one.")
     raw = load_layers(options.path) if options.path else options.layers

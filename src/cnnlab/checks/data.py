@@ -8,6 +8,7 @@ before any training.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, ClassVar
 
 from cnnlab.checks.fields import (
@@ -165,6 +166,9 @@ class FolderOptions(DataOptions):
         if self.root == "???":
             raise OptionError("data=folder needs data.root=PATH: a folder with one sub-folder of images per class "
                               "(or train/, val/, test/ folders that each hold the class folders).")
+        if not Path(self.root).expanduser().is_dir():
+            raise OptionError(f"data.root={self.root} does not exist or is not a folder; give a folder with one "
+                              "sub-folder of images per class.")
         if self.val_fraction + self.test_fraction >= 1:
             raise OptionError(f"data.val_fraction + data.test_fraction = {self.val_fraction + self.test_fraction:g}; "
                               "they must leave images for training (sum < 1).")
@@ -197,6 +201,9 @@ class StreamOptions(DataOptions):
         if self.root == "???":
             raise OptionError("data=stream needs data.root=SHARDS: a folder written by python src/prepare.py "
                               "data=<data set> out=SHARDS.")
+        if not Path(self.root).expanduser().is_dir():
+            raise OptionError(f"data.root={self.root} does not exist; a shards folder is made by prepare.py (write it "
+                              f"with: python src/prepare.py data=<data set> out={self.root}).")
 
 
 FAMILY_OPTIONS: dict[str, type[DataOptions]] = {

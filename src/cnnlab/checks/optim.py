@@ -51,9 +51,9 @@ def read_optimisation(optim: Mapping[str, Any], scheduler: Mapping[str, Any] | N
 
     factory = instantiate(optim, "optim")
     dummy = [{"params": [torch.zeros(2, 2, requires_grad=True)], MATRIX: True}] if wants_matrices(factory) else []
+    decay = decay_kwargs(factory, reg)
     try:
-        optimizer = factory(params=[*dummy, {"params": [torch.zeros(1, requires_grad=True)]}],
-                            **decay_kwargs(factory, reg))
+        optimizer = factory(params=[*dummy, {"params": [torch.zeros(1, requires_grad=True)]}], **decay)
     except (TypeError, ValueError) as err:
         hint = " (weight_decay is model.reg)" if "weight_decay" in str(err) else ""
         raise OptionError(f"optim ({optim.get('_target_')}): {err}{hint}; check the optim.* overrides.") from None

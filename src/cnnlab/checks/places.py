@@ -3,6 +3,7 @@ the user's that would be overwritten (an earlier run, other files)."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from cnnlab.checks.fields import OptionError, blocked_by
@@ -13,18 +14,23 @@ SHARD_SPLITS = ("train", "val", "test", "train_eval")
 
 
 def writable(path: Path, key: str, kind: str = "folder") -> Path:
-    """`path` can be written as a `kind` ('folder' or 'file'): it is one or can be made, by this user."""
+    """`path` can be written as a `kind` ('folder' or 'file'): tried for real, since permissions alone do not tell (a
+    read-only mount, /proc, a quota); the folder (or the file's folder) is made, as the command would make it."""
     path = Path(path).expanduser()
     if path.exists() and (path.is_dir() != (kind == "folder")):
         raise OptionError(f"{key}={path} is a {'file' if kind == 'folder' else 'folder'}; give a {kind} path.")
-    block = blocked_by(path if kind == "folder" else path.parent)
-    if block is None and path.exists() and kind == "file":
-        import os
-
-        block = None if os.access(path, os.W_OK) else path
-    if block is not None:
-        why = "a file, not a folder" if block.exists() and not block.is_dir() else "not writable by this user"
-        raise OptionError(f"{key}={path} cannot be written: {block} is {why}; choose another {kind}.")
+    folder = path if kind == "folder" else path.parent
+    block = blocked_by(folder)
+    if block is not None and block.exists() and not block.is_dir():
+        raise OptionError(f"{key}={path} cannot be written: {block} is a file, not a folder; choose another {kind}.")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / f".cnnlab-write-test-{os.getpid()}"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as err:
+        raise OptionError(f"{key}={path} cannot be written ({err.strerror or err}); choose another {kind} this user "
+                          "can write.") from None
     return path
 
 

@@ -123,6 +123,8 @@ def check_train(cfg: Any, job: Job | None = None, check_place: bool = True) -> T
     data_config = dict(config.get("data") or {})
     resume_epoch = check_resume(run.ckpt_path, arch, data_config) if run.ckpt_path else None
     optimisation = read_optimisation(config.get("optim") or {}, config.get("scheduler"), model.reg)
+    check_matrices(optimisation, arch)
+    trainer.check_devices()
     sweep = (job.sweep_dir, job.name) if job.in_sweep else None
     loggers = read_loggers(config.get("logger"), out, sweep)
     callbacks = read_callbacks(config.get("callbacks"))
@@ -130,6 +132,17 @@ def check_train(cfg: Any, job: Job | None = None, check_place: bool = True) -> T
                      trainer=trainer, loggers=loggers, callbacks=callbacks, out=out,
                      data_dir=Path(paths.get("data_dir") or "data"), master=master, config=config, job=job,
                      resume_epoch=resume_epoch)
+
+
+def check_matrices(optimisation: Optimisation, arch: Arch) -> None:
+    """An optimizer for C and FC weights (optim=muon) needs a list that has some."""
+    from cnnlab.layers.scale import has_matrix_layers
+    from cnnlab.optim import wants_matrices
+
+    if wants_matrices(optimisation.optimizer) and not has_matrix_layers(arch.specs):
+        raise OptionError("optim=muon orthogonalises the weights of C and FC layers, and this layer list has none that "
+                          "train (T, biases, batch norm and frozen or whitening kernels are not for Muon); add a C or "
+                          "FC layer, or choose another optimizer (optim=sgd, optim=adam).")
 
 
 def refuse_earlier_run(out: Path, ckpt_path: Path | None) -> None:

@@ -149,6 +149,16 @@ class TrainerOptions(Options):
             raise OptionError("trainer.max_epochs = -1 trains until trainer.max_steps, which is -1 too; set one of "
                               "them to a positive number.")
 
+    def check_devices(self) -> None:
+        """GPUs asked for must be there (imports torch: called once the plan needs it anyway)."""
+        if self.accelerator in ("gpu", "cuda"):
+            import torch
+
+            if not torch.cuda.is_available():
+                raise OptionError(f"trainer.accelerator = {self.accelerator!r}, but torch sees no CUDA GPU on this "
+                                  "machine (torch.cuda.is_available() is false); use trainer=cpu (or trainer=default), "
+                                  "or run on a machine with a GPU and a CUDA build of torch.")
+
     def kwargs(self) -> dict[str, Any]:
         """The Trainer's keyword arguments (cnnlab's checked ones, then the others as given)."""
         out = {k: v for k, v in self.__dict__.items() if k != "other" and v is not None}

@@ -23,10 +23,11 @@ FAMILIES: dict[str, tuple[str, str]] = {
 def make_source(options: DataOptions | dict, data_dir: str | Path):
     """Where the images come from; for a folder, its structure is scanned (nothing is decoded yet). `options`: checked
     data options, or a plain data config (checked here)."""
-    if isinstance(options, dict):
+    if not isinstance(options, DataOptions):  # a plain data config (or a composed one): checked here
         from cnnlab.checks.data import read_data
+        from cnnlab.checks.train import plain
 
-        options = read_data(options)
+        options = read_data(plain(options))
     if options.family == "stream":
         from cnnlab.data.stream import StreamSource
 

@@ -26,7 +26,7 @@ from cnnlab.errors import ConfigError
 log = logging.getLogger("cnnlab")
 
 CACHE_VERSION = 1
-GREY_MODES = {"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F"}
+GREY_MODES = {"1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "I;16N", "F"}
 
 
 @dataclass(frozen=True)
@@ -56,14 +56,37 @@ def _probe_many(paths: Sequence[Path]) -> list[tuple[tuple[int, int], int] | str
     return out
 
 
+def to_8bit(img, channels: int):
+    """Any mode Pillow opens as 8-bit grey (`channels` 1) or RGB (3). Pillow's own `convert` clips 16-bit and 32-bit
+    grey to 255 (a 16-bit PNG would come out white) and drops alpha: here deep grey is scaled to 0..255 (16-bit by
+    /257, floats in 0..1 by x255), and transparent pixels are composited onto white, as a viewer shows them."""
+    from PIL import Image
+
+    mode = img.mode
+    if mode.startswith("I") or mode == "F":
+        array = np.asarray(img, dtype=np.float64)
+        if mode == "F":
+            top = 1.0 if array.max(initial=0) <= 1.0 else 255.0
+        else:
+            top = 65535.0 if mode.startswith("I;16") or array.max(initial=0) > 255 else 255.0
+        img = Image.fromarray(np.clip(np.round(array * (255.0 / top)), 0, 255).astype(np.uint8), "L")
+    elif mode == "P":
+        img = img.convert("RGBA" if "transparency" in img.info else "RGB")
+    if img.mode in ("RGBA", "LA", "PA", "La", "RGBa"):
+        rgba = img.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        img = Image.alpha_composite(white, rgba)
+    return img.convert("L" if channels == 1 else "RGB")
+
+
 def decode(source, shape: tuple[int, int, int]) -> np.ndarray:
     """One image (a path or a file-like object) as H x W x C uint8 of the given C x H x W shape: converted to grey
-    or RGB and resized as needed. Shared by the in-memory decode and the streamed loaders' workers."""
+    or RGB and resized as needed. Shared by the in-memory decode, the streamed loaders' workers and predict.py."""
     from PIL import Image
 
     c, h, w = shape
     with Image.open(source) as img:  # a GIF opens at its first frame
-        img = img.convert("L" if c == 1 else "RGB")
+        img = to_8bit(img, c)
         if img.size != (w, h):
             img = img.resize((w, h), Image.BILINEAR)  # as predict.py resizes new images
         return np.asarray(img).reshape(h, w, c)
@@ -78,6 +101,8 @@ def _decode_many(paths: Sequence[Path], shape: tuple[int, int, int]) -> tuple[np
         try:
             x[i] = decode(path, shape)
             ok[i] = True
+        except MemoryError:  # the size asked for, not the file: never blamed on the image
+            raise
         except Exception as err:  # noqa: BLE001 - truncated, not an image, unsupported: named by the caller
             first_error = first_error or f"{path}: {type(err).__name__}: {err}"
     return x, ok, first_error

@@ -50,12 +50,41 @@ def read_meta(root: Path) -> dict[str, Any]:
         meta = json.loads(meta_file.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise DataError(f"{meta_file} is not valid JSON ({err}); write the shards again ({how}).") from None
-    if meta.get("version") != VERSION:
-        raise DataError(f"{meta_file} has format version {meta.get('version')!r}, this cnnlab reads {VERSION}; "
+    if not isinstance(meta, dict) or meta.get("version") != VERSION:
+        version = meta.get("version") if isinstance(meta, dict) else None
+        raise DataError(f"{meta_file} has format version {version!r}, this cnnlab reads {VERSION}; "
                         f"write the shards again ({how}).")
+    _check_meta(meta, meta_file, how)
     for split in SPLITS:
         _check_split(root / split, meta["splits"][split]["images"], how)
     return meta
+
+
+def _check_meta(meta: dict[str, Any], meta_file: Path, how: str) -> None:
+    """Every key a run reads, of the kind it needs: a file edited or cut short is one sentence, not a KeyError."""
+    def bad(key: str, what: str) -> DataError:
+        return DataError(f"{meta_file}: '{key}' is {'missing' if key not in meta else repr(meta[key])}; expected "
+                         f"{what}. The file was changed after prepare.py wrote it: write the shards again ({how}).")
+
+    names, shape = meta.get("class_names"), meta.get("input_shape")
+    if not isinstance(names, list) or len(names) < 2 or not all(isinstance(n, str) for n in names):
+        raise bad("class_names", "a list of at least two class names")
+    if not isinstance(shape, list) or len(shape) != 3 or not all(isinstance(v, int) and v > 0 for v in shape) \
+            or shape[0] not in (1, 3):
+        raise bad("input_shape", "[channels (1 or 3), height, width]")
+    for key in ("mean", "std"):
+        values = meta.get(key)
+        if not isinstance(values, list) or len(values) != shape[0] or not all(isinstance(v, int | float)
+                                                                              for v in values):
+            raise bad(key, f"{shape[0]} number(s), one per channel")
+    if meta.get("store") not in ("encoded", "pixels"):
+        raise bad("store", "'encoded' or 'pixels'")
+    if not isinstance(meta.get("name"), str):
+        raise bad("name", "the data set's name")
+    splits = meta.get("splits")
+    if not isinstance(splits, dict) or any(not isinstance(splits.get(s), dict) or not isinstance(
+            splits[s].get("images"), int) or not isinstance(splits[s].get("positions"), int) for s in SPLITS):
+        raise bad("splits", f"the image counts of {', '.join(SPLITS)}")
 
 
 def _check_split(folder: Path, images: int, how: str) -> None:
@@ -82,17 +111,27 @@ def _check_split(folder: Path, images: int, how: str) -> None:
 
 @dataclass(frozen=True)
 class Decoder:
-    """A stored item -> (C x H x W uint8 tensor, label, index), in the loader's workers."""
+    """A stored item -> (C x H x W uint8 tensor, label, index), in the loader's workers; an item that disagrees with
+    cnnlab.json (a label beyond its classes, pixels of another shape) stops the run naming the shards."""
 
     shape: tuple[int, int, int]
     encoded: bool
+    classes: int = 0
+    root: str = ""
 
     def __call__(self, item: dict[str, Any]):
         import torch
 
-        image = item["image"]
+        image, label = item["image"], item["label"]
         pixels = decode(io.BytesIO(image), self.shape).transpose(2, 0, 1) if self.encoded else image
-        return torch.from_numpy(np.ascontiguousarray(pixels)), item["label"], item["index"]
+        where = f"{Path(self.root) / META}"
+        if self.classes and not 0 <= int(label) < self.classes:
+            raise DataError(f"{where} names {self.classes} classes, but the shards hold an image of label {label}; "
+                            "the shards and their description disagree: write the shards again.")
+        if tuple(pixels.shape) != tuple(self.shape):
+            raise DataError(f"{where} says {'x'.join(map(str, self.shape))} images, but the shards hold "
+                            f"{'x'.join(map(str, pixels.shape))} ones; write the shards again.")
+        return torch.from_numpy(np.ascontiguousarray(pixels)), label, item["index"]
 
 
 # --- writing (prepare.py) -----------------------------------------------------------------------------------------

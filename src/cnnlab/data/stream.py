@@ -13,6 +13,7 @@ import logging
 from pathlib import Path
 
 import torch
+from litdata import StreamingDataset
 
 from cnnlab.checks.data import FIXED_BY_PREPARE, StreamOptions
 from cnnlab.data.info import DataInfo
@@ -24,6 +25,39 @@ logging.getLogger("litdata").setLevel(logging.WARNING)  # its INFO lines (cache 
 # evaluation under DDP reads with drop_last off on purpose (every image once); litdata warns about it per loader
 logging.getLogger("litdata.streaming.dataset").addFilter(lambda record: "disabled the `drop_last`" not in
                                                          record.getMessage())
+
+
+class Checked(StreamingDataset):
+    """litdata's dataset, whose reading of a damaged chunk (bytes changed at the same size) is one sentence naming the
+    shards, wherever litdata finds it: opening the chunks for an epoch, or reading an item."""
+
+    def __iter__(self):
+        try:
+            return super().__iter__()
+        except Exception as err:  # noqa: BLE001 - whatever litdata raises on damaged bytes
+            raise self._damaged(err) from None
+
+    def __next__(self):
+        try:
+            return super().__next__()
+        except (StopIteration, DataError):
+            raise
+        except Exception as err:  # noqa: BLE001
+            raise self._damaged(err) from None
+
+    def __getitem__(self, index):
+        try:
+            return super().__getitem__(index)
+        except DataError:
+            raise
+        except Exception as err:  # noqa: BLE001
+            raise self._damaged(err, getattr(index, "chunk_index", None)) from None
+
+    def _damaged(self, err: Exception, chunk: int | None = None) -> DataError:
+        name = f"chunk {chunk} of " if chunk is not None else ""
+        detail = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        return DataError(f"{name}{self.input_dir.path} cannot be read ({type(err).__name__}: {detail[:240]}): the "
+                         "shards are damaged; copy them again, or write them again with prepare.py.")
 
 
 class StreamSource:
@@ -43,7 +77,8 @@ class StreamSource:
         if set_here:  # an experiment written for the in-memory data set may set them; the shards already decided
             log.info("data=stream: %s were fixed when the shards were written (prepare.py); ignored here",
                      ", ".join(set_here))
-        self._decoder = Decoder(self.input_shape, self.meta["store"] == "encoded")
+        self._decoder = Decoder(self.input_shape, self.meta["store"] == "encoded", len(self.class_names),
+                                str(self.root))
         self.world, self.workers = 1, max(options.workers, 1)  # the ranks are known when the loaders are made
 
     def _expect(self, options: StreamOptions) -> None:
@@ -83,19 +118,17 @@ class StreamSource:
 
     def sample(self, n: int) -> torch.Tensor:
         """The first `n` training images as stored (uint8), read from the chunks directly (for `init: whiten`)."""
-        from litdata import StreamingDataset
-
-        dataset = StreamingDataset(str(self.root / "train"), transform=self._decoder)
+        dataset = Checked(str(self.root / "train"), transform=self._decoder)
         return torch.stack([dataset[i][0] for i in range(min(n, len(dataset)))])
 
     def loader(self, split: str, batch_size: int, shuffle: bool, rank: int, world: int, device: torch.device):
-        from litdata import StreamingDataLoader, StreamingDataset
+        from litdata import StreamingDataLoader
 
         self.world = world
         size = self._train_batch_size(batch_size) if shuffle else self._eval_batch_size(split, batch_size)
         # made here, in the process that trains (after DDP has started): litdata shards by the ranks it sees then
-        dataset = StreamingDataset(str(self.root / split), shuffle=shuffle, drop_last=shuffle, seed=self.options.seed,
-                                   transform=self._decoder)
+        dataset = Checked(str(self.root / split), shuffle=shuffle, drop_last=shuffle, seed=self.options.seed,
+                          transform=self._decoder)
         # its own generator: starting the workers would otherwise draw their seeds from the global RNG, so a resumed
         # run would see other dropout masks than the uninterrupted one
         return StreamingDataLoader(dataset, batch_size=size, num_workers=self.options.workers,

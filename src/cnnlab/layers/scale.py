@@ -43,3 +43,13 @@ def resize(specs: list[LayerSpec], width: float = 1.0, depth: float = 1.0) -> li
 
 def has_repeat(specs: list[LayerSpec]) -> bool:
     return any(s.type == "REPEAT" or (s.type == "R" and has_repeat(s["layers"])) for s in specs)
+
+
+def has_matrix_layers(specs: list[LayerSpec]) -> bool:
+    """Whether a C or FC layer has trainable weights (what optim=muon orthogonalises)."""
+    for spec in specs:
+        if spec.type in ("R", "REPEAT") and has_matrix_layers(spec["layers"]):
+            return True
+        if spec.type == "FC" or (spec.type == "C" and spec["init"] != "whiten" and not spec["freeze_weights"]):
+            return True
+    return False
