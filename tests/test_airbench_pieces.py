@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from cnnlab.averaging import Lookahead
+from cnnlab.checks.model import ModelOptions
 from cnnlab.data import make_datamodule
 from cnnlab.data.augment import alternating_flip, random_crop
 from cnnlab.errors import ArchError, ConfigError
@@ -19,7 +20,6 @@ from cnnlab.layers import build_network
 from cnnlab.layers.init import WhiteningConv2d
 from cnnlab.model import LayerListClassifier
 from cnnlab.schedules import one_cycle
-from cnnlab.checks.model import ModelOptions
 from cnnlab.tta import vote
 
 STEM = {"type": "C", "num_output": 24, "kernel_size": 2, "padding": "valid", "init": "whiten",

@@ -14,10 +14,10 @@ import sys
 import pytest
 import pytorch_lightning as pl
 
+from cnnlab.errors import ArchError
 from cnnlab.layers import build_network
 from cnnlab.progress import LineProgress
 from tests import data_files
-from cnnlab.errors import ArchError
 from tests.conftest import ROOT, compose_train, train_plan
 from tests.test_layer_spec import SEED_PYTHON
 

@@ -82,9 +82,9 @@ def test_the_learning_rate_rule_for_another_batch_is_written_once():
 
 def test_the_on_device_choice_is_made_once_for_all_splits(monkeypatch):
     """Asked per loader, the second answer would count the splits the first one placed against the free memory."""
-    from cnnlab.data import make_datamodule
-
     from omegaconf import OmegaConf
+
+    from cnnlab.data import make_datamodule
 
     dm = make_datamodule(OmegaConf.to_container(compose_train().data, resolve=True), "unused")
     dm.setup("fit")

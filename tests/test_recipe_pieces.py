@@ -12,15 +12,15 @@ import torch
 import torch.nn.functional as F
 
 from cnnlab.averaging import EMA
+from cnnlab.checks.arch import read_arch
+from cnnlab.checks.fields import OptionError
+from cnnlab.checks.model import Mixing, ModelOptions
 from cnnlab.data import make_datamodule
 from cnnlab.errors import ArchError, ConfigError
 from cnnlab.layers import build_network, parse_layers, resize
-from cnnlab.checks.fields import OptionError
-from cnnlab.checks.model import Mixing, ModelOptions
 from cnnlab.mixing import Mixer
 from cnnlab.model import LayerListClassifier
 from cnnlab.optim import KernelMuon, muon
-from cnnlab.checks.arch import read_arch
 from cnnlab.tta import vote
 from tests.conftest import compose_train
 
