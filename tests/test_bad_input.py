@@ -115,11 +115,12 @@ def test_unknown_names_are_refused_when_the_config_is_composed(overrides, fragme
 
 def _groups():
     """Every option group declared in cnnlab.checks, with its config path."""
-    from cnnlab.checks import callbacks, data, deploy, eval, model, prepare, search, train, trainer
+    from cnnlab.checks import arch, callbacks, data, deploy, eval, model, prepare, search, train, trainer
 
-    classes = [model.ModelOptions, model.Mixing, data.AugmentOptions, *data.FAMILY_OPTIONS.values(),
+    classes = [arch.ArchOptions, model.ModelOptions, model.Mixing, data.AugmentOptions, *data.FAMILY_OPTIONS.values(),
                trainer.TrainerOptions, callbacks.AveragingOptions, train.RunOptions, eval.EvalOptions,
-               deploy.PredictOptions, deploy.ExportOptions, prepare.PrepareOptions, search.SearchOptions]
+               deploy.PredictOptions, deploy.ExportOptions, prepare.PrepareOptions, search.SearchOptions,
+               search.TemplateSpaceOptions, search.SequentialSpaceOptions, search.QLearningOptions]
     return [(cls, name, field) for cls in classes for name, field in cls.fields().items()
             if getattr(field.check, "bad", ())]
 
@@ -138,8 +139,11 @@ def test_every_declared_option_refuses_a_bad_value_by_name(cls, name, field):
 
 
 def _valid_required(cls, required: dict) -> dict:
-    """Values that pass for the required options (a checkpoint file that exists, an input that exists)."""
-    return {name: str(ROOT / "README.md") for name in required}
+    """Values that pass for the required options: a file that exists for a path, the first good value otherwise."""
+    if cls.__name__ == "TemplateSpaceOptions":
+        return {name: 1 if name == "epochs" else [1] for name in required}
+    good = {"epochs": 1, "max_depth": 3, "max_fc": 1, "fc_max_size": 4, "lr": 0.1, "reg": 0.0, "batch_size": 8}
+    return {name: good.get(name, str(ROOT / "README.md")) for name in required}
 
 
 def test_options_are_frozen_and_typed():
@@ -248,3 +252,32 @@ def test_eval_predict_export_and_prepare_check_their_own_options(tmp_path):
         check_prepare(compose("prepare", f"out={tmp_path / 'shards'}", "chunk_mb=0", out))
     with pytest.raises(OptionError, match="data=stream reads shards"):
         check_prepare(compose("prepare", f"out={tmp_path / 'shards'}", "data=stream", "data.root=.", out))
+
+
+def test_a_run_folder_that_holds_an_earlier_run_is_never_written_into(tmp_path, fit):
+    """hydra.run.dir pointing at an earlier run is refused, before Hydra writes its .hydra/ there, with the command
+    that continues it; continuing it in place (its own checkpoint) is allowed."""
+    earlier = fit("trainer.max_epochs=1")
+    before = {p.name: p.stat().st_mtime_ns for p in earlier.dir.rglob("*") if p.is_file()}
+    with pytest.raises(OptionError, match="holds an earlier run .*continue it with ckpt_path=.*last.ckpt"):
+        check_train(compose_train(f"paths.output_dir={earlier.dir}"))
+    run = run_script("train.py", earlier.dir, "trainer.max_epochs=1")
+    assert run.returncode == 2 and "holds an earlier run" in run.stderr and "Traceback" not in run.output
+    assert {p.name: p.stat().st_mtime_ns for p in earlier.dir.rglob("*") if p.is_file()} == before  # untouched
+    last = earlier.dir / "checkpoints" / "last.ckpt"
+    check_train(compose_train(f"paths.output_dir={earlier.dir}", f"ckpt_path={last}", "trainer.max_epochs=2"))
+
+
+def test_a_search_space_can_scale_its_widths():
+    import optuna
+
+    from cnnlab.checks.train import plain
+    from cnnlab.search.template import TemplateSpace
+
+    space = plain(compose("search").search)
+    space = TemplateSpace({**space, "width_multiplier": [2.0], "blocks": [1], "width": [16], "fc_layers": [0]})
+    layers, _ = space.sample(optuna.trial.FixedTrial({"activation": "relu", "blocks": 1, "width_0": 16, "kernel_0": 3,
+                                                      "stride_0": 1, "batch_norm_0": False, "pool_0": "none",
+                                                      "drop_out_0": 0.0, "fc_layers": 0, "width_multiplier": 2.0,
+                                                      "lr": 1e-3, "reg": 1e-4, "batch_size": 32}))
+    assert layers[0]["num_output"] == 32 and layers[-1]["type"] == "T"

@@ -88,9 +88,11 @@ def test_two_workers_share_one_sqlite_study(tmp_path):
 
 
 @pytest.mark.parametrize("overrides, fragment", [
-    (("search.blocks.low=5",), "search.blocks: low 5 must be <= high 3"),
-    (("+search.depth=3",), "unknown keys ['depth']"),
+    (("search.blocks.low=5",), "search.blocks = {'low': 5, 'high': 3}; expected a non-empty list of choices, or "
+                               "a range"),
+    (("+search.depth=3",), "search.depth is not an option here"),
     (("search.width=[]",), "search.width = []"),
+    (("search.epochs=0",), "search.epochs = 0"),
     (("objectives=[params]",), "objectives = ['params']"),
     (("n_trials=0",), "n_trials = 0"),
     (("agent.name=sarsa",), "agent = 'sarsa'"),

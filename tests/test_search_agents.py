@@ -111,8 +111,12 @@ def test_schedules_and_spaces_are_checked_before_any_trial():
     assert epsilon_at([(1.0, 2), (0.5, 2)], 0) == 1.0 and epsilon_at([(1.0, 2), (0.5, 2)], 3) == 0.5
     with pytest.raises(ConfigError, match="covers 9 trials but n_trials = 10"):
         check_schedule([[1.0, 5], [0.1, 4]], 10)
+    from cnnlab.checks.search import QLearningOptions
+
     with pytest.raises(ConfigError, match="0 <= epsilon <= 1"):
-        check_schedule([[1.5, 10]], 10)
+        QLearningOptions.read({"epsilon": [[1.5, 10]]})
+    with pytest.raises(ConfigError, match="agent.replay = 0"):
+        QLearningOptions.read({"replay": 0})
     with pytest.raises(ConfigError, match="max_depth = 1"):
         SequentialSpace({**SPACE, "max_depth": 1}, SHAPE, 10)
     with pytest.raises(ConfigError, match="T cannot be reached"):

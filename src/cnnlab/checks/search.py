@@ -14,6 +14,7 @@ from cnnlab.checks.fields import (
     OptionError,
     boolean,
     integer,
+    number,
     optional,
     positive_int,
     text,
@@ -87,3 +88,96 @@ def _job():
     from cnnlab.checks.train import Job
 
     return Job()
+
+
+# --- the spaces -----------------------------------------------------------------------------------------------
+def _choices_or_range(value: Any) -> Any:
+    """A search dimension: a non-empty list of choices, or a range {low, high, log} with low <= high (> 0 if log)."""
+    if isinstance(value, list | tuple) and value:
+        return list(value)
+    if isinstance(value, dict) and {"low", "high"} <= set(value) <= {"low", "high", "log"}:
+        low, high = value["low"], value["high"]
+        numbers = all(isinstance(v, int | float) and not isinstance(v, bool) for v in (low, high))
+        if numbers and low <= high and (not value.get("log") or low > 0):
+            return dict(value)
+    raise ValueError("a non-empty list of choices, or a range {low: .., high: .., log: false} with low <= high "
+                     "(and low > 0 for a log range)")
+
+
+def _template(value: Any) -> str:
+    if value == "template":
+        return value
+    raise ValueError("template (a sequential space is read by SequentialSpaceOptions)")
+
+
+dimension = Checker(_choices_or_range, ([], {"low": 5, "high": 3}, {"low": 0, "high": 1, "log": True}, "3"))
+
+
+@dataclass(frozen=True, kw_only=True)
+class TemplateSpaceOptions(Options):
+    """A template space (conf/search/cnn_small.yaml): conv blocks, then FC layers, and the optimiser's settings."""
+
+    where = "search."
+    kind: str = option(Checker(_template, ("sequential",)), "template", "template (this) or sequential")
+    blocks: Any = option(dimension, help="conv blocks")
+    width: Any = option(dimension, help="output channels of each block")
+    kernel: Any = option(dimension, help="kernel sizes")
+    stride: Any = option(dimension, help="strides")
+    pool: Any = option(dimension, help="pooling after each block: max, avg, none")
+    batch_norm: Any = option(dimension, help="batch norm or not")
+    activation: Any = option(dimension, help="activations")
+    drop_out: Any = option(dimension, help="dropout per block, in percent")
+    fc_layers: Any = option(dimension, help="FC layers")
+    fc_width: Any = option(dimension, help="FC widths")
+    lr: Any = option(dimension, help="learning rates")
+    reg: Any = option(dimension, help="L2 penalties (model.reg)")
+    batch_size: Any = option(dimension, help="batch sizes")
+    width_multiplier: Any = option(dimension, [1.0], "x every sampled width, as arch.width does")
+    epochs: int = option(positive_int, help="each trial's budget")
+
+
+@dataclass(frozen=True, kw_only=True)
+class SequentialSpaceOptions(Options):
+    """A layer-by-layer space (conf/search/metaqnn.yaml): the actions, MetaQNN's limits, fixed training settings."""
+
+    where = "search."
+    kind: str = option(Checker(lambda v: v, ()), "sequential", "sequential")
+    max_depth: int = option(integer(2), help="layers before T (a list needs at least one layer and T)")
+    max_fc: int = option(integer(0), help="FC layers at most")
+    fc_max_size: int = option(positive_int, help="FC layers only on maps of at most this many pixels a side")
+    conv: Any = option(Checker(lambda v: dict(v or {}), ()), {}, "every combination of these C options is an action")
+    pool: Any = option(Checker(lambda v: dict(v or {}), ()), {}, "every combination: a max-pooling action")
+    fc: Any = option(Checker(lambda v: dict(v or {}), ()), {}, "every combination: an FC action")
+    drop_out: Any = option(Checker(lambda v: list(v or []), ()), [], "dropout actions, in percent")
+    activation: str = option(text, "relu", "the activation of C and FC actions")
+    lr: float = option(number(0, low_open=True), help="the learning rate of every trial")
+    reg: float = option(number(0), help="the L2 penalty of every trial")
+    batch_size: int = option(positive_int, help="the batch size of every trial")
+    epochs: int = option(positive_int, help="each trial's budget")
+
+
+def _schedule(value: Any) -> tuple[tuple[float, int], ...] | None:
+    if value is None:
+        return None
+    try:
+        stages = tuple((float(eps), int(n)) for eps, n in value)
+    except (TypeError, ValueError):
+        stages = ()
+    if stages and all(0 <= eps <= 1 and n >= 1 for eps, n in stages):
+        return stages
+    raise ValueError("[[epsilon, trials], ...] with 0 <= epsilon <= 1 and a positive number of trials per stage, e.g. "
+                     "[[1.0, 10], [0.5, 5], [0.1, 5]]")
+
+
+@dataclass(frozen=True, kw_only=True)
+class QLearningOptions(Options):
+    """agent=qlearning: MetaQNN's agent (conf/agent/qlearning.yaml)."""
+
+    where = "agent."
+    name: str = option(text, "qlearning", "the agent")
+    epsilon: Any = option(Checker(_schedule, ([[1.5, 10]], "often")), None,
+                          "[[epsilon, trials], ...] summing to n_trials; null: MetaQNN's shape scaled to n_trials")
+    learning_rate: float = option(number(0, 1, low_open=True), 0.01, "MetaQNN's alpha")
+    discount: float = option(number(0, 1), 1.0, "MetaQNN's gamma")
+    initial_q: float = option(number(), 0.5, "the Q-value of an action never tried")
+    replay: int = option(positive_int, 100, "paths replayed from memory after each trial")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import torch
 
@@ -17,8 +19,14 @@ class Digits(Family):
     all_class_names = tuple(str(d) for d in range(10))
 
     def read(self) -> dict[str, Split]:
-        from sklearn.datasets import load_digits
+        """scikit-learn's own file, read as `sklearn.datasets.load_digits` reads it, without importing that module
+        (it pulls in pandas and most of SciPy: a second of the default run's start-up)."""
+        import gzip
+        import importlib.util
 
-        digits = load_digits()
-        pixels = np.round(digits.images * (255 / 16)).astype(np.uint8)  # 0..16 -> 0..255
-        return {"train": Split(torch.from_numpy(pixels).unsqueeze(1), torch.from_numpy(digits.target).long())}
+        package = Path(importlib.util.find_spec("sklearn").submodule_search_locations[0])
+        with gzip.open(package / "datasets" / "data" / "digits.csv.gz", "rt") as f:
+            data = np.loadtxt(f, delimiter=",")
+        images, target = data[:, :-1].reshape(-1, 8, 8), data[:, -1].astype(np.int64)
+        pixels = np.round(images * (255 / 16)).astype(np.uint8)  # 0..16 -> 0..255
+        return {"train": Split(torch.from_numpy(pixels).unsqueeze(1), torch.from_numpy(target))}

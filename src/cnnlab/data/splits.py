@@ -78,13 +78,15 @@ def subset(split: Split, options: DataOptions, all_names: tuple[str, ...], name:
 
 
 def carve(split: Split, size: int, what: str, seed: int) -> tuple[Split, Split]:
-    from sklearn.model_selection import train_test_split
+    """`size` images held out at random (seeded), the rest kept: scikit-learn's `train_test_split(..., test_size=size,
+    random_state=seed)` exactly (one NumPy permutation), without importing scikit-learn at start-up."""
+    import numpy as np
 
     if not 0 < size < len(split):
         raise ConfigError(f"data.{what} = {size}: must be between 1 and {len(split) - 1} for the "
                           f"{len(split)} images it is taken from.")
-    keep, held = train_test_split(torch.arange(len(split)).numpy(), test_size=size, random_state=seed)
-    return split.take(keep), split.take(held)
+    order = np.random.RandomState(seed).permutation(len(split))
+    return split.take(order[size:]), split.take(order[:size])
 
 
 def make_splits(raw: dict[str, Split], options: DataOptions, all_names: tuple[str, ...], name: str) -> Splits:

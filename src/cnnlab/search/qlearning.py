@@ -41,19 +41,13 @@ class Path:
 
 
 def check_schedule(schedule: Any, n_trials: int) -> list[tuple[float, int]]:
-    """[[epsilon, trials], ...] summing to n_trials; null: MetaQNN's shape scaled to n_trials."""
+    """[[epsilon, trials], ...] summing to n_trials (checked by QLearningOptions); null: MetaQNN's shape scaled to
+    n_trials, each later stage rounded to whole trials and the random stage taking the rest."""
     if schedule is None:
         counts = [max(0, round(share * n_trials)) for _, share in METAQNN_SHARES]
         counts[0] += n_trials - sum(counts)  # rounding: the random phase absorbs the difference
         return [(eps, n) for (eps, _), n in zip(METAQNN_SHARES, counts) if n > 0]
-    try:
-        stages = [(float(eps), int(n)) for eps, n in schedule]
-        valid = all(0 <= eps <= 1 and n >= 1 for eps, n in stages) and stages
-    except (TypeError, ValueError):
-        valid = False
-    if not valid:
-        raise ConfigError(f"agent.epsilon = {schedule!r}; expected [[epsilon, trials], ...] with 0 <= epsilon <= 1 "
-                          "and a positive number of trials per stage, e.g. [[1.0, 10], [0.5, 5], [0.1, 5]].")
+    stages = [(float(eps), int(n)) for eps, n in schedule]
     total = sum(n for _, n in stages)
     if total != n_trials:
         raise ConfigError(f"agent.epsilon covers {total} trials but n_trials = {n_trials}; the stages must sum to the "
@@ -107,11 +101,6 @@ class QLearningSampler(optuna.samplers.BaseSampler):
 
     def __init__(self, epsilon: Sequence[tuple[float, int]], learning_rate: float = 0.01, discount: float = 1.0,
                  initial_q: float = 0.5, replay: int = 100, seed: int | None = None):
-        if not 0 < learning_rate <= 1 or not 0 <= discount <= 1:
-            raise ConfigError(f"agent.learning_rate = {learning_rate} and agent.discount = {discount}; expected "
-                              "0 < learning_rate <= 1 and 0 <= discount <= 1.")
-        if not isinstance(replay, int) or replay < 1:
-            raise ConfigError(f"agent.replay = {replay!r}; expected a positive number of replayed paths per trial.")
         self.stages, self.alpha, self.gamma, self.initial = list(epsilon), learning_rate, discount, initial_q
         self.replay, self.seed = replay, 0 if seed is None else seed
         self._fallback = optuna.samplers.RandomSampler(seed=seed)

@@ -14,14 +14,13 @@ from typing import Any
 import optuna
 import torch
 
+from cnnlab.checks.search import SequentialSpaceOptions
 from cnnlab.errors import ArchError, ConfigError
 from cnnlab.layers.build import BUILDERS, Context
 from cnnlab.layers.spec import parse_layer
 
 STATE_PREFIX = "s"  # parameter names: s<depth>|<last>|<size>|<fc count>|<last fc width>
 TERMINATE = "T"
-KEYS = {"kind", "max_depth", "max_fc", "fc_max_size", "conv", "pool", "fc", "drop_out", "activation", "lr",
-        "reg", "batch_size", "epochs"}
 
 
 @dataclass(frozen=True)
@@ -67,19 +66,8 @@ class SequentialSpace:
     kind = "sequential"
 
     def __init__(self, space: dict[str, Any], input_shape: tuple[int, int, int], num_classes: int):
-        unknown, missing = set(space) - KEYS, KEYS - set(space)
-        if unknown or missing:
-            raise ConfigError(f"search space (kind: sequential): unknown keys {sorted(unknown)}, missing keys "
-                              f"{sorted(missing)}; a sequential space has exactly: {', '.join(sorted(KEYS))}.")
-        depth = space["max_depth"]
-        if not isinstance(depth, int) or isinstance(depth, bool) or depth < 2:
-            raise ConfigError(f"search.max_depth = {depth!r}; expected an integer >= 2 (layers before T: a layer "
-                              "list needs at least one layer and T).")
-        for key in ("max_fc", "fc_max_size", "epochs", "batch_size"):
-            least = 0 if key == "max_fc" else 1
-            if not isinstance(space[key], int) or isinstance(space[key], bool) or space[key] < least:
-                raise ConfigError(f"search.{key} = {space[key]!r}; expected an integer >= {least}.")
-        self.space, self.max_depth, self.epochs = space, depth, space["epochs"]
+        space = SequentialSpaceOptions.read(space).to_dict()  # every key checked, before any trial
+        self.space, self.max_depth, self.epochs = space, space["max_depth"], space["epochs"]
         self.input_shape, self.num_classes = tuple(input_shape), num_classes
         self.hyper = {"lr": space["lr"], "reg": space["reg"], "batch_size": space["batch_size"]}
         act = space["activation"]

@@ -18,7 +18,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from cnnlab.callbacks import NonFiniteLoss
 from cnnlab.checks.arch import Arch
-from cnnlab.checks.search import SearchPlan
+from cnnlab.checks.search import QLearningOptions, SearchPlan
 from cnnlab.checks.train import TrainPlan
 from cnnlab.data import make_datamodule
 from cnnlab.errors import ArchError, ConfigError
@@ -80,12 +80,10 @@ class Search:
         if self.space.kind != "sequential":
             raise ConfigError("agent=qlearning builds layer lists one layer at a time: it needs a sequential space, "
                               "e.g. search=metaqnn (conf/search/metaqnn.yaml), not a template space.")
-        self.stages = check_schedule(agent.pop("epsilon", None), self.options.n_trials)
-        try:
-            return QLearningSampler(self.stages, seed=seed, **agent)
-        except TypeError as err:
-            raise ConfigError(f"agent (qlearning): {err}; its options are epsilon, learning_rate, discount, "
-                              "initial_q and replay.") from None
+        options = QLearningOptions.read({"name": name, **agent})
+        self.stages = check_schedule(options.epsilon, self.options.n_trials)
+        return QLearningSampler(self.stages, seed=seed, learning_rate=options.learning_rate,
+                                discount=options.discount, initial_q=options.initial_q, replay=options.replay)
 
     def study(self) -> optuna.Study:
         self.out_dir.mkdir(parents=True, exist_ok=True)

@@ -7,31 +7,8 @@ from typing import Any
 
 import optuna
 
-from cnnlab.errors import ConfigError
-
-SPACE_KEYS = {"blocks", "width", "kernel", "stride", "pool", "batch_norm", "activation", "drop_out", "fc_layers",
-              "fc_width", "lr", "reg", "batch_size", "epochs"}
-
-
-def check_template(space: dict[str, Any]) -> None:
-    """A space is refused before any trial: unknown or missing keys, empty choices, inverted ranges."""
-    unknown, missing = set(space) - SPACE_KEYS, SPACE_KEYS - set(space)
-    if unknown or missing:
-        raise ConfigError(f"search space: unknown keys {sorted(unknown)}, missing keys {sorted(missing)}; "
-                          f"a space has exactly: {', '.join(sorted(SPACE_KEYS))} (or kind: sequential, "
-                          "see conf/search/metaqnn.yaml).")
-    for key, value in space.items():
-        if key == "epochs":
-            if not isinstance(value, int) or value < 1:
-                raise ConfigError(f"search.epochs = {value!r}; expected a positive integer.")
-        elif isinstance(value, dict):
-            if set(value) - {"low", "high", "log"} or not {"low", "high"} <= set(value):
-                raise ConfigError(f"search.{key} = {value}; a range is {{low: .., high: .., log: false}}.")
-            if value["low"] > value["high"] or (value.get("log") and value["low"] <= 0):
-                raise ConfigError(f"search.{key}: low {value['low']} must be <= high {value['high']} "
-                                  "(and > 0 for a log range).")
-        elif not isinstance(value, list) or not value:
-            raise ConfigError(f"search.{key} = {value!r}; expected a non-empty list of choices or a range.")
+from cnnlab.checks.search import TemplateSpaceOptions
+from cnnlab.layers import parse_layers, resize
 
 
 def draw(trial: optuna.Trial, name: str, spec: Any) -> Any:
@@ -61,6 +38,10 @@ def sample_layers(trial: optuna.Trial, space: dict[str, Any]) -> list[dict[str, 
         layers.append({"type": "FC", "num_output": draw(trial, f"fc_width_{f}", space["fc_width"]),
                        "activation": activation})
     layers.append({"type": "T"})
+    multiplier = draw(trial, "width_multiplier", space["width_multiplier"]) if space.get("width_multiplier") \
+        not in (None, [1.0], [1]) else 1.0
+    if multiplier != 1:  # as arch.width scales a list: C and FC widths to multiples of 8
+        layers = [s.to_dict() for s in resize(parse_layers(layers), width=multiplier)]
     return layers
 
 
@@ -70,9 +51,8 @@ class TemplateSpace:
     kind = "template"
 
     def __init__(self, space: dict[str, Any]):
-        check_template(space)
-        self.space = space
-        self.epochs = space["epochs"]
+        self.space = TemplateSpaceOptions.read(space).to_dict()  # every key checked, before any trial
+        self.epochs = self.space["epochs"]
 
     def sample(self, trial: optuna.Trial) -> tuple[list[dict[str, Any]], dict[str, Any]]:
         layers = sample_layers(trial, self.space)
