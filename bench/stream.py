@@ -194,7 +194,7 @@ def memory(sizes: list[int], work: Path, steps: int = 100) -> dict:
         synthetic_folder(folder, n)
         made = time.perf_counter() - start
         _, write_s = prepare(folder, work / f"shards_{n}", "data.val_fraction=0.05", "data.test_fraction=0.05")
-        common = ("arch=small", f"+trainer.limit_train_batches={steps}", "data.batch_size=256", "trainer.max_epochs=1")
+        common = ("arch=small", f"trainer.limit_train_batches={steps}", "data.batch_size=256", "trainer.max_epochs=1")
         stream = peak_memory("data=stream", f"data.root={work / f'shards_{n}'}", *common,
                              f"hydra.run.dir={work / f'run_stream_{n}'}")
         in_memory = peak_memory("data=folder", f"data.root={folder}", "data.val_fraction=0.05",

@@ -1,5 +1,8 @@
 """Evaluate a checkpoint on its test split: `python src/eval.py ckpt_path=<run>/checkpoints/best.ckpt`."""
 
+import cnnlab  # noqa: F401  (first: time/startup_s counts from this line)
+
+# isort: split
 import hydra
 from omegaconf import DictConfig
 

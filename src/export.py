@@ -1,5 +1,8 @@
 """Export a checkpoint to run without cnnlab: `python src/export.py ckpt_path=<run>/checkpoints/best.ckpt`."""
 
+import cnnlab  # noqa: F401  (first: time/startup_s counts from this line)
+
+# isort: split
 import hydra
 from omegaconf import DictConfig
 

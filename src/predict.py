@@ -1,5 +1,8 @@
 """Predict classes for images: `python src/predict.py ckpt_path=<run>/checkpoints/best.ckpt input=images/`."""
 
+import cnnlab  # noqa: F401  (first: time/startup_s counts from this line)
+
+# isort: split
 import hydra
 from omegaconf import DictConfig
 

@@ -1,6 +1,9 @@
 """Write a data set into shards once, to stream it: `python src/prepare.py data=folder data.root=PATH out=SHARDS`,
 then `python src/train.py data=stream data.root=SHARDS` (see README.md)."""
 
+import cnnlab  # noqa: F401  (first: time/startup_s counts from this line)
+
+# isort: split
 import hydra
 from omegaconf import DictConfig
 

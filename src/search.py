@@ -1,5 +1,8 @@
 """Learn a layer list with Optuna: `python src/search.py search=cnn_small data=mnist n_trials=50` (see README.md)."""
 
+import cnnlab  # noqa: F401  (first: time/startup_s counts from this line)
+
+# isort: split
 import hydra
 from omegaconf import DictConfig
 

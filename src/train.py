@@ -1,5 +1,8 @@
 """Train a layer-list CNN: `python src/train.py arch=seed data=digits optim=adam` (see README.md)."""
 
+import cnnlab  # noqa: F401  (first: time/startup_s counts from this line)
+
+# isort: split
 import hydra
 from omegaconf import DictConfig
 

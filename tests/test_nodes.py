@@ -33,7 +33,24 @@ def _node(rank: int, port: int, run_dir: Path, *overrides: str, **env) -> subpro
     env = {**os.environ, "NODE_RANK": str(rank), "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port),
            "PYTHONPATH": str(ROOT), "CNNLAB_DATA_DIR": str(run_dir.parent / "data"), **env}
     cmd = [sys.executable, "src/train.py", *overrides, f"hydra.run.dir={run_dir}"]
-    return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    log = open(run_dir.parent / f"{run_dir.name}.log", "w")  # noqa: SIM115 - a file, not a pipe that could fill up
+    node = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, text=True)
+    node.log_path = Path(log.name)
+    return node
+
+
+def _finish(nodes: list[subprocess.Popen], timeout: float) -> list[str]:
+    """Both nodes' output; a node that fails stops the other at once (it would wait for its peer until the timeout)."""
+    deadline = time.monotonic() + timeout
+    while any(node.poll() is None for node in nodes) and time.monotonic() < deadline:
+        if any(node.poll() not in (None, 0) for node in nodes):
+            break
+        time.sleep(0.5)
+    for node in nodes:
+        if node.poll() is None:
+            node.kill()
+        node.wait()
+    return [node.log_path.read_text() for node in nodes]
 
 
 @pytest.mark.parametrize("data", ["in_memory", "stream"])
@@ -42,7 +59,7 @@ def test_two_nodes_on_one_box_count_every_image_once(tmp_path, data, digits_shar
     probe = ("+callbacks.probe._target_=tests.probes.RecordTrainImages", f"+callbacks.probe.folder={tmp_path / 'seen'}")
     port = _free_port()
     nodes = [_node(rank, port, tmp_path / f"node{rank}", *TWO_NODES, *stream, *probe) for rank in (0, 1)]
-    outputs = [node.communicate(timeout=400)[0] for node in nodes]
+    outputs = _finish(nodes, timeout=400)
     assert [node.returncode for node in nodes] == [0, 0], outputs[0][-2000:] + outputs[1][-2000:]
     assert "GLOBAL_RANK: 1, MEMBER: 2/2" in outputs[1]
     # one test set, evaluated half on each node, reduced on the master, which alone writes the reports
@@ -62,7 +79,8 @@ def test_a_node_that_cannot_reach_its_master_stops_in_one_sentence(tmp_path):
     port = _free_port()  # nobody listens there
     start = time.monotonic()
     node = _node(1, port, tmp_path / "node1", *TWO_NODES, "master_timeout_s=2")
-    output = node.communicate(timeout=120)[0]
+    node.wait(timeout=120)
+    output = node.log_path.read_text()
     assert node.returncode == 2 and "Traceback" not in output, output[-3000:]
     assert f"node 1 could not reach the master at 127.0.0.1:{port} within 2 s" in output
     assert time.monotonic() - start < 60

@@ -55,11 +55,11 @@ def test_tta_flip_averages_the_mirror_image(tmp_path):
         assert model.stats["test_"].compute()[0] == pytest.approx(expected.item(), rel=1e-5)
 
 
-def test_compiled_model_saves_plain_checkpoints(train):
-    run = train("arch=small", "model.compile=eager", "debug=fast")
-    assert run.returncode == 0, run.output[-3000:]
+def test_compiled_model_saves_plain_checkpoints(fit, tmp_path):
+    from tests.test_train_cli import eval_in_process
+
+    run = fit("arch=small", "model.compile=eager", "trainer.max_epochs=1", "trainer.limit_train_batches=3")
     keys = torch.load(run.dir / "checkpoints" / "best.ckpt", weights_only=True)["state_dict"]
     assert keys and not [k for k in keys if "_orig_mod" in k]
-    evaluated = train(f"ckpt_path={run.dir / 'checkpoints' / 'best.ckpt'}", script="eval.py")
-    assert evaluated.returncode == 0, evaluated.output[-3000:]
-    assert evaluated.results()["test/acc"] == pytest.approx(run.results()["test/acc"], abs=1e-6)
+    evaluated = eval_in_process(tmp_path / "eval", f"ckpt_path={run.dir / 'checkpoints' / 'best.ckpt'}")
+    assert evaluated["test/acc"] == pytest.approx(run.results()["test/acc"], abs=1e-6)

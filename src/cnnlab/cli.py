@@ -64,10 +64,11 @@ def hydra_job():
 
     from cnnlab.checks.train import Job
 
-    if not in_multirun():
-        return Job()
     hydra_cfg = HydraConfig.get()
-    return Job(Path(hydra_cfg.sweep.dir), hydra_cfg.job.override_dirname or f"job{hydra_cfg.job.num}")
+    overrides = tuple(hydra_cfg.overrides.task)
+    if not in_multirun():
+        return Job(overrides=overrides)
+    return Job(Path(hydra_cfg.sweep.dir), hydra_cfg.job.override_dirname or f"job{hydra_cfg.job.num}", overrides)
 
 
 def _job_failed(err: Exception) -> None:

@@ -96,6 +96,7 @@ class LayerListClassifier(pl.LightningModule):
         # every metric is a torchmetrics state, reduced across ranks at a point all ranks reach together
         # (epoch-level self.log(sync_dist=True) syncs lazily, e.g. from rank 0's progress bar, and deadlocks DDP)
         self.stats = nn.ModuleDict({f"{s}_": RunningStats() for s in ("train", *VAL_SPLITS, *EVAL_SPLITS)})
+        self.stats["train_"].persistent(True)  # in checkpoints: a run continued mid-epoch reports the whole epoch
         self.confusion = MulticlassConfusionMatrix(classes, validate_args=False)  # labels were checked at load
         self.test_confusion: torch.Tensor | None = None
 
@@ -185,6 +186,9 @@ class LayerListClassifier(pl.LightningModule):
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         if "torch_rng_state" in checkpoint:
             torch.set_rng_state(checkpoint["torch_rng_state"])
+        weights = checkpoint.get("state_dict", {})
+        for key, value in self.stats["train_"].state_dict(prefix="stats.train_.").items():
+            weights.setdefault(key, torch.zeros_like(value))  # a checkpoint from before they were kept
 
     # --- optimisation ------------------------------------------------------------------------------
     def _param_groups(self) -> list[dict[str, Any]]:

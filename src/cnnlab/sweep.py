@@ -35,12 +35,18 @@ def write_summary(sweep_dir: Path) -> list[dict[str, Any]]:
     """summary.csv and summary.png from the job folders (numbered subfolders) of a sweep folder."""
     jobs = sorted((d for d in sweep_dir.iterdir() if d.is_dir() and d.name.isdigit()), key=lambda d: int(d.name))
     rows = [job_row(d) for d in jobs]
-    with open(sweep_dir / "summary.csv", "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=["job", "overrides", "status", *METRICS], restval="")
+    write_table(sweep_dir, jobs, rows)
+    return rows
+
+
+def write_table(out: Path, runs: list[Path], rows: list[dict[str, Any]]) -> None:
+    """summary.csv (a row per run) and summary.png (validation error per epoch, test accuracy per run) in `out`."""
+    fields = list(dict.fromkeys(["job", "overrides", "status", *METRICS, *(k for r in rows for k in r)]))
+    with open(out / "summary.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=fields, restval="")
         writer.writeheader()
         writer.writerows(rows)
-    _plot(sweep_dir, jobs, rows)
-    return rows
+    _plot(out, runs, rows)
 
 
 def _plot(sweep_dir: Path, jobs: list[Path], rows: list[dict[str, Any]]) -> None:

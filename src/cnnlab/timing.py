@@ -3,25 +3,18 @@ and evaluation; written into results.json so that speed is measured on every run
 
 from __future__ import annotations
 
-import os
 import time
 
 import pytorch_lightning as pl
 
-_IMPORTED = time.time()
-
 
 def process_age() -> float:
-    """Seconds since this process started: from /proc on Linux (so Python's own start-up counts), else since
-    cnnlab was first imported."""
-    try:
-        with open("/proc/self/stat") as f:
-            started_ticks = float(f.read().rsplit(")", 1)[1].split()[19])
-        with open("/proc/uptime") as f:
-            uptime = float(f.read().split()[0])
-        return max(0.0, uptime - started_ticks / os.sysconf("SC_CLK_TCK"))
-    except (OSError, ValueError, IndexError, AttributeError):
-        return time.time() - _IMPORTED
+    """Seconds since the program started: since its entry script's first line (`import cnnlab`). Not the process's
+    start from /proc: a shell that execs Python (`bash -c "sleep 20 && python ..."`) would lend it its own time. The
+    interpreter's own start before that line (a few hundredths of a second) is not counted."""
+    import cnnlab
+
+    return time.time() - cnnlab.STARTED
 
 
 class Timing(pl.Callback):

@@ -42,6 +42,7 @@ class Job:
 
     sweep_dir: Path | None = None
     name: str = ""  # the job's overrides as a folder name (dashboards name sweep runs by it)
+    overrides: tuple[str, ...] = ()  # as typed: the command that continues an interrupted run repeats them
 
     @property
     def in_sweep(self) -> bool:

@@ -109,4 +109,7 @@ def make_splits(raw: dict[str, Split], options: DataOptions, all_names: tuple[st
     # training error on a fixed sample when the whole training set would cost too much to evaluate
     train_eval = train if options.train_eval_size is None else train.sample(options.train_eval_size, seed)
     parity = torch.randint(0, 2, (len(train),), generator=torch.Generator().manual_seed(seed))
+    # evaluation in a fixed shuffled order (a folder's splits come in class order): a shortened evaluation
+    # (trainer.limit_val_batches, limit_test_batches) sees every class; the figures of a whole one are the same
+    val, test, train_eval = (s.shuffled(seed + k) for k, s in enumerate((val, test, train_eval), start=11))
     return Splits(train, val, test, train_eval, parity)

@@ -48,17 +48,18 @@ def curves_png(report: Report) -> bytes:
 
 
 def confusion_png(report: Report) -> bytes:
-    """Counts in every cell up to 30 classes; beyond, a heat map with every class named on both axes (small type)."""
+    """Counts in every cell up to 30 classes. Beyond, each row as shares of its true class (so that a class's recall
+    is its diagonal cell and its confusions show at any class size), a square cell per pair, and every class named
+    on both axes in small type."""
     import numpy as np
 
     plt = pyplot()
     cm, names = np.array(report.confusion), report.class_names
     n = len(names)
-    size = min(4 + 0.5 * n, 24)
-    fig, ax = plt.subplots(figsize=(size, size * 0.85))
-    image = ax.imshow(cm, cmap="Blues")
-    fig.colorbar(image, ax=ax, fraction=0.046)
     if n <= 30:
+        size = 4 + 0.5 * n
+        fig, ax = plt.subplots(figsize=(size, size * 0.85))
+        image = ax.imshow(cm, cmap="Blues")
         ticks = range(n)
         ax.set_xticks(ticks, names, rotation=45, ha="right")
         ax.set_yticks(ticks, names)
@@ -67,6 +68,19 @@ def confusion_png(report: Report) -> bytes:
             for j in range(n):
                 ax.text(j, i, str(cm[i, j]), ha="center", va="center", fontsize=8,
                         color="white" if cm[i, j] > threshold else "black")
+        fig.colorbar(image, ax=ax, fraction=0.046)
+    else:
+        shares = cm / np.maximum(cm.sum(1, keepdims=True), 1)
+        side = min(8 + 0.16 * n, 40)
+        fig, ax = plt.subplots(figsize=(side, side))
+        image = ax.imshow(shares, cmap="magma_r", vmin=0, vmax=1, interpolation="nearest")
+        ticks, font = range(n), max(3.0, min(8.0, 600 / n))
+        ax.set_xticks(ticks, names, rotation=90, fontsize=font)
+        ax.set_yticks(ticks, names, fontsize=font)
+        ax.set_xticks(np.arange(-0.5, n, 10), minor=True)
+        ax.set_yticks(np.arange(-0.5, n, 10), minor=True)
+        ax.grid(which="minor", color="0.85", linewidth=0.4)
+        fig.colorbar(image, ax=ax, fraction=0.03, pad=0.01, label="share of the true class")
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     ax.set_title(f"confusion matrix ({cm.sum()} test images)")

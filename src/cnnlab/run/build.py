@@ -17,8 +17,9 @@ from cnnlab.checks.trainer import TrainerOptions
 from cnnlab.dashboards import Dashboards
 from cnnlab.data import make_datamodule
 from cnnlab.errors import ConfigError
+from cnnlab.interrupt import StopOnSignal, continue_command
 from cnnlab.model import LayerListClassifier
-from cnnlab.progress import LineProgress
+from cnnlab.progress import EpochsFromOne, LineProgress
 from cnnlab.run import lightning
 from cnnlab.timing import Timing
 
@@ -56,8 +57,12 @@ def build(plan: TrainPlan, datamodule: pl.LightningDataModule | None = None,
     plan.out.mkdir(parents=True, exist_ok=True)
     (plan.out / "arch_table.txt").write_text(table + "\n")
     (plan.out / "config.yaml").write_text(config_text(plan.config))
+    extra = list(callbacks)
+    if not plan.quiet:  # Ctrl-C and SIGTERM: a checkpoint where training stopped, and the command that continues
+        extra.append(StopOnSignal(plan.out / "checkpoints" / "last.ckpt", continue_command("train.py",
+                                                                                          plan.job.overrides)))
     trainer = make_trainer(plan.trainer, plan.loggers, plan.callbacks, plan.out, plan.config, table,
-                           history=plan.out / "metrics.csv", extra=list(callbacks), quiet=plan.quiet,
+                           history=plan.out / "metrics.csv", extra=extra, quiet=plan.quiet,
                            every=plan.run.checkpoint_every_n_steps)
     if plan.resume_epoch is not None:
         lightning.carry_history(trainer, plan.run.ckpt_path, plan.resume_epoch)
@@ -72,7 +77,9 @@ def make_trainer(options: TrainerOptions, logger_configs: dict[str, dict], callb
     `history`: the metrics.csv the report's curves come from; `every`: also write last.ckpt every N steps."""
     callbacks = [*(instantiate(c, "callbacks") for c in callback_configs.values()), *extra]
     callbacks += [StopOnNonFiniteLoss(every), ReportSinks(out, arch_table, history), Dashboards(config), Timing()]
-    if not options.enable_progress_bar and not quiet:
+    if options.enable_progress_bar:
+        callbacks.append(EpochsFromOne())  # Lightning's bar, counting epochs from 1 as the log lines do
+    elif not quiet:
         callbacks.append(LineProgress())
     if every:  # last.ckpt also every N steps, for long epochs on machines that may be taken away
         from pytorch_lightning.callbacks import ModelCheckpoint

@@ -1,6 +1,7 @@
 """Workarounds for Lightning behaviour, in one place; each says what it works around.
 
-- `quiet_lightning`: tips and warnings that do not apply to how cnnlab runs Lightning.
+- `quiet_lightning`: tips and warnings that do not apply to how cnnlab runs Lightning (among them the warning that
+  a mid-epoch resume is unreliable: cnnlab's loaders resume exactly).
 - `continue_csv`: under ddp_fork/ddp_spawn, fit and test run in child processes, and a CSV writer made in a child
   deletes the metrics.csv that fit wrote, or rewrites it without the columns it does not know.
 - `carry_history`: a resumed run's new folder starts its metrics.csv with the old run's epochs (Lightning starts
@@ -38,6 +39,9 @@ def quiet_lightning() -> None:
         r"Experiment logs directory .* exists and is not empty",  # the run dir already holds .hydra/
         r"The number of training batches .* is smaller than the logging interval",  # cnnlab logs per epoch
         r".*LeafSpec.* is deprecated",
+        # cnnlab's loaders do resume mid-epoch (the in-memory sampler skips the batches done, litdata's loader keeps
+        # its position in the checkpoint): the resumed run sees exactly the uninterrupted run's batches
+        r".*resuming from a checkpoint that ended before the epoch ended.*",
     ):
         warnings.filterwarnings("ignore", message=message)
 

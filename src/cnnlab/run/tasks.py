@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 from pathlib import Path
 
 import pytorch_lightning as pl
@@ -11,6 +12,7 @@ import pytorch_lightning as pl
 from cnnlab.checks.eval import EvalPlan
 from cnnlab.checks.train import TrainPlan
 from cnnlab.dashboards import close
+from cnnlab.interrupt import Interrupted
 from cnnlab.nodes import wait_for_master
 from cnnlab.report.console import summary
 from cnnlab.run import lightning
@@ -58,6 +60,18 @@ def test(trainer: pl.Trainer, model, datamodule, ckpt_path: str | None = None) -
     return scalars(trainer)
 
 
+def shortened(plan) -> None:
+    """One line when the trainer's limits shorten the run (debug=fast, limit_*_batches): its figures are a sample's."""
+    options = plan.trainer
+    limits = [f"{what} {value}" for what, value in (("training batches per epoch", options.limit_train_batches),
+                                                   ("validation batches", options.limit_val_batches),
+                                                   ("test batches per test split", options.limit_test_batches))
+              if value is not None and value != 1.0]
+    if limits:
+        log.info("shortened run (trainer.limit_*_batches): %s; the figures describe those batches only",
+                 ", ".join(limits))
+
+
 def train(plan: TrainPlan) -> dict[str, float]:
     lightning.quiet_lightning()
     done = already_done(plan)
@@ -69,7 +83,13 @@ def train(plan: TrainPlan) -> dict[str, float]:
         wait_for_master(plan.master)
     run = build(plan)
     trainer = run.trainer
-    trainer.fit(run.model, datamodule=run.datamodule, ckpt_path=run.ckpt_path)
+    shortened(plan)
+    try:
+        trainer.fit(run.model, datamodule=run.datamodule, ckpt_path=run.ckpt_path)
+    except Interrupted as stop:  # Ctrl-C or SIGTERM: the checkpoint is written; say how to go on, last
+        close(trainer)
+        print(f"\n{stop}", file=sys.stderr, flush=True)
+        raise SystemExit(stop.exit_code) from None
     metrics = scalars(trainer)
     if plan.run.test:
         metrics |= test(trainer, run.model, run.datamodule, ckpt_path=lightning.best_checkpoint(trainer))

@@ -55,6 +55,20 @@ def check_schedule(schedule: Any, n_trials: int) -> list[tuple[float, int]]:
     return stages
 
 
+def schedule_warning(n_trials: int) -> str | None:
+    """What MetaQNN's schedule, scaled to `n_trials`, leaves out; None when every stage has a trial."""
+    stages = dict(check_schedule(None, n_trials))
+    skipped = [eps for eps, _ in METAQNN_SHARES if eps not in stages]
+    if not skipped:
+        return None
+    needed = next(n for n in range(n_trials + 1, 10_000) if len(check_schedule(None, n)) == len(METAQNN_SHARES))
+    shown = ", ".join(f"{eps:g}: {n}" for eps, n in stages.items())
+    return (f"agent=qlearning with n_trials={n_trials}: MetaQNN's schedule gives {shown} trials (epsilon: trials), "
+            f"and no trial at epsilon {', '.join(f'{e:g}' for e in skipped)}; the agent barely uses what it learns. "
+            f"Every stage gets a trial from n_trials={needed}, MetaQNN's proportions need about 100; or set "
+            "agent.epsilon=[[1.0, n], [0.5, n], [0.1, n]] to spend a small budget your way.")
+
+
 def epsilon_at(stages: Sequence[tuple[float, int]], trial_number: int) -> float:
     end = 0
     for eps, n in stages:

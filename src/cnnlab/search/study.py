@@ -25,7 +25,7 @@ from cnnlab.errors import ArchError, ConfigError
 from cnnlab.layers import build_network, parse_layers, resize
 from cnnlab.run import build
 from cnnlab.search.outputs import write_outputs
-from cnnlab.search.qlearning import QLearningSampler, check_schedule
+from cnnlab.search.qlearning import QLearningSampler, check_schedule, schedule_warning
 from cnnlab.search.sequential import SequentialSpace
 from cnnlab.search.template import TemplateSpace
 
@@ -82,6 +82,9 @@ class Search:
                               "e.g. search=metaqnn (conf/search/metaqnn.yaml), not a template space.")
         options = QLearningOptions.read({"name": name, **agent})
         self.stages = check_schedule(options.epsilon, self.options.n_trials)
+        warning = schedule_warning(self.options.n_trials) if options.epsilon is None else None
+        if warning:
+            log.warning(warning)
         return QLearningSampler(self.stages, seed=seed, learning_rate=options.learning_rate,
                                 discount=options.discount, initial_q=options.initial_q, replay=options.replay)
 
