@@ -11,6 +11,7 @@ import re
 import signal
 import subprocess
 import sys
+import time
 
 import pytest
 import pytorch_lightning as pl
@@ -18,7 +19,7 @@ import torch
 
 from cnnlab.errors import CnnlabError
 from cnnlab.progress import EpochsFromOne, LineProgress
-from tests.conftest import ROOT, compose_train, run_script
+from tests.conftest import ROOT, compose_train, run_script, train_in_process
 from tests.test_train_cli import read_confusion
 
 
@@ -62,8 +63,7 @@ def test_a_signal_writes_a_checkpoint_says_how_to_go_on_and_the_continued_run_is
     """Not deterministic mode: the CPU's arithmetic is; the RNG, the loader's position and the epoch's running
     metrics come back from the checkpoint."""
     env = {"PYTHONPATH": str(ROOT)}
-    whole = run_script("train.py", tmp_path / "whole", *KILL, env=env)
-    assert whole.returncode == 0, whole.output[-3000:]
+    whole = train_in_process(tmp_path / "whole", *KILL)  # the signal itself needs a process of its own
     signalled = run_script("train.py", tmp_path / "stopped", *KILL,
                            "+callbacks.stop._target_=tests.faults.SignalAtStep",
                            "+callbacks.stop.step=25", f"+callbacks.stop.signum={int(signum)}", env=env)
@@ -129,12 +129,12 @@ def test_start_up_is_timed_from_the_programs_own_start(tmp_path):
     """A shell that runs something first and then execs Python lends it its start time in /proc: not counted."""
     env = {**os.environ, "CNNLAB_DATA_DIR": str(tmp_path / "data"), "PYTHONWARNINGS": "ignore"}
     cmd = f"sleep 4 && exec {sys.executable} src/train.py debug=fast hydra.run.dir={tmp_path}/run"
+    began = time.monotonic()
     proc = subprocess.run(["bash", "-c", cmd], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    wall = time.monotonic() - began
     assert proc.returncode == 0, proc.stderr[-3000:]
     results = json.loads((tmp_path / "run" / "results.json").read_text())
-    assert 0.3 < results["time/startup_s"] < results["time/total_s"] < 60
-    direct = run_script("train.py", tmp_path / "direct", "debug=fast")
-    assert abs(direct.results()["time/startup_s"] - results["time/startup_s"]) < 3.0  # the 4 s sleep is not counted
+    assert 0.3 < results["time/startup_s"] < results["time/total_s"] < wall - 3.5  # the 4 s sleep is not counted
 
 
 def test_the_summary_fits_a_screen_at_100_classes_and_the_files_hold_everything():

@@ -22,18 +22,18 @@ def sweep(sweep_dir, *overrides, env=None):
 
 def test_sweep_summary_failed_job_and_rerun(tmp_path):
     out = tmp_path / "sweep"
-    args = ("arch=small", "data.batch_size=64,0", "optim.lr=1e-3,3e-3", "debug=fast")
+    args = ("arch=small", "data.batch_size=64,0", "debug=fast")
     proc = sweep(out, *args)
     assert proc.returncode == 1, proc.stderr[-3000:]  # the sweep finished, and says that jobs failed
     with open(out / "summary.csv", newline="") as f:
         rows = list(csv.DictReader(f))
-    assert len(rows) == 4 and (out / "summary.png").is_file()
+    assert len(rows) == 2 and (out / "summary.png").is_file()
     by_overrides = {r["overrides"]: r for r in rows}
-    good = by_overrides["arch=small data.batch_size=64 optim.lr=0.001 debug=fast"]
+    good = by_overrides["arch=small data.batch_size=64 debug=fast"]
     assert good["status"] == "completed" and 0 <= float(good["test/acc"]) <= 1
-    bad = by_overrides["arch=small data.batch_size=0 optim.lr=0.003 debug=fast"]
+    bad = by_overrides["arch=small data.batch_size=0 debug=fast"]
     assert bad["status"].startswith("failed: data.batch_size = 0")
-    assert "2 of 4 jobs did not complete" in proc.stderr
+    assert "1 of 2 jobs did not complete" in proc.stderr
     # every completed job has its full run directory
     for row in rows:
         if row["status"] == "completed":
@@ -45,7 +45,7 @@ def test_sweep_summary_failed_job_and_rerun(tmp_path):
     assert proc.returncode == 1
     assert done.stat().st_mtime_ns == before
     assert proc.stderr.count("finished before with the same config") + proc.stdout.count(
-        "finished before with the same config") == 2
+        "finished before with the same config") == 1
 
 
 def test_ddp_on_two_cpu_processes_counts_each_test_image_once(train, tmp_path):
