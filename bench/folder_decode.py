@@ -50,16 +50,20 @@ def decoder_rates(root: Path, n: int) -> dict[str, float]:
     from torchvision.io import ImageReadMode, decode_image, read_file
 
     files = sorted(root.rglob("*.jpg"))[:n]
+    threads = torch.get_num_threads()
     torch.set_num_threads(1)
-    start = time.perf_counter()
-    for f in files:
-        with Image.open(f) as img:
-            np.asarray(img.convert("RGB"))
-    pillow = len(files) / (time.perf_counter() - start)
-    start = time.perf_counter()
-    for f in files:
-        decode_image(read_file(str(f)), mode=ImageReadMode.RGB)
-    tv = len(files) / (time.perf_counter() - start)
+    try:
+        start = time.perf_counter()
+        for f in files:
+            with Image.open(f) as img:
+                np.asarray(img.convert("RGB"))
+        pillow = len(files) / (time.perf_counter() - start)
+        start = time.perf_counter()
+        for f in files:
+            decode_image(read_file(str(f)), mode=ImageReadMode.RGB)
+        tv = len(files) / (time.perf_counter() - start)
+    finally:
+        torch.set_num_threads(threads)  # a caller in this process (the tests) keeps its arithmetic
     return {"pillow_img_s": pillow, "torchvision_io_img_s": tv}
 
 

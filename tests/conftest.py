@@ -53,11 +53,21 @@ class Run:
         return json.loads((self.dir / "results.json").read_text())
 
 
-def run_script(script: str, run_dir: Path, *overrides: str, data_dir: Path | None = None, timeout: int = 300,
-               env: dict | None = None) -> Run:
+def run_script(
+    script: str,
+    run_dir: Path,
+    *overrides: str,
+    data_dir: Path | None = None,
+    timeout: int = 300,
+    env: dict | None = None,
+) -> Run:
     """`python src/<script> <overrides> hydra.run.dir=<run_dir>` in a subprocess, as a user would type it."""
-    env = {**os.environ, "CNNLAB_DATA_DIR": str(data_dir or run_dir.parent / "data"), "PYTHONWARNINGS": "ignore",
-           **(env or {})}
+    env = {
+        **os.environ,
+        "CNNLAB_DATA_DIR": str(data_dir or run_dir.parent / "data"),
+        "PYTHONWARNINGS": "ignore",
+        **(env or {}),
+    }
     env.pop("HYDRA_FULL_ERROR", None)
     cmd = [sys.executable, str(ROOT / "src" / script), *overrides, f"hydra.run.dir={run_dir}"]
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
@@ -111,3 +121,13 @@ def trained_run(tmp_path_factory) -> Run:
     run = run_script("train.py", tmp_path_factory.mktemp("trained") / "run", *TINY)
     assert run.returncode == 0, run.output[-3000:]
     return run
+
+
+@pytest.fixture(autouse=True)
+def _same_arithmetic_after():
+    """In-process runs share this process: a test that changes its thread count changes every later run's sums."""
+    import torch
+
+    threads = torch.get_num_threads()
+    yield
+    assert torch.get_num_threads() == threads, "this test left torch's thread count changed"

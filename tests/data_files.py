@@ -118,4 +118,3 @@ def image_label_counts(images_and_labels) -> dict[tuple[bytes, int], int]:
 def split_counts(split) -> dict[tuple[bytes, int], int]:
     """`image_label_counts` of an in-memory split."""
     return image_label_counts(zip(split.x, split.y.tolist()))
-

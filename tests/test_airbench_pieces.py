@@ -22,8 +22,15 @@ from cnnlab.model import LayerListClassifier
 from cnnlab.schedules import one_cycle
 from cnnlab.tta import vote
 
-STEM = {"type": "C", "num_output": 24, "kernel_size": 2, "padding": "valid", "init": "whiten",
-        "freeze_weights": True, "activation": None}
+STEM = {
+    "type": "C",
+    "num_output": 24,
+    "kernel_size": 2,
+    "padding": "valid",
+    "init": "whiten",
+    "freeze_weights": True,
+    "activation": None,
+}
 
 
 def _correlated_images(n: int = 400) -> torch.Tensor:
@@ -61,8 +68,16 @@ def test_whitening_checks_its_width_and_reaches_layers_inside_the_net():
     with pytest.raises(ArchError, match=r"layer 0 \(C\): init: whiten .* num_output is 16: use 12 or 24"):
         build_network([{**STEM, "num_output": 16}, {"type": "T"}], (3, 16, 16), 10)
     # a whitening layer after another layer is fitted to what reaches it, not to the raw images
-    deep = build_network([{"type": "C", "num_output": 3, "kernel_size": 1, "activation": None},
-                          {**STEM, "num_output": 12}, {"type": "GAP"}, {"type": "T"}], (3, 16, 16), 10)
+    deep = build_network(
+        [
+            {"type": "C", "num_output": 3, "kernel_size": 1, "activation": None},
+            {**STEM, "num_output": 12},
+            {"type": "GAP"},
+            {"type": "T"},
+        ],
+        (3, 16, 16),
+        10,
+    )
     x = _correlated_images()
     deep.init_from_data(x)
     with torch.no_grad():
@@ -73,8 +88,11 @@ def test_whitening_checks_its_width_and_reaches_layers_inside_the_net():
 
 
 def test_dirac_convolution_starts_as_the_identity():
-    net = build_network([{"type": "C", "num_output": 8, "kernel_size": 3, "init": "dirac", "activation": None},
-                         {"type": "T"}], (5, 6, 6), 2)
+    net = build_network(
+        [{"type": "C", "num_output": 8, "kernel_size": 3, "init": "dirac", "activation": None}, {"type": "T"}],
+        (5, 6, 6),
+        2,
+    )
     x = torch.randn(2, 5, 6, 6)
     with torch.no_grad():
         out = net.layers[0](x)
@@ -84,9 +102,12 @@ def test_dirac_convolution_starts_as_the_identity():
 
 
 def test_scale_free_batch_norm_and_logit_scale():
-    layers = [{"type": "C", "num_output": 4, "kernel_size": 3, "activation": None},
-              {"type": "BN", "scale": False, "momentum": 0.4}, {"type": "GAP"},
-              {"type": "T", "logit_scale": 0.25}]
+    layers = [
+        {"type": "C", "num_output": 4, "kernel_size": 3, "activation": None},
+        {"type": "BN", "scale": False, "momentum": 0.4},
+        {"type": "GAP"},
+        {"type": "T", "logit_scale": 0.25},
+    ]
     net = build_network(layers, (1, 8, 8), 3)
     norm = net.layers[1]
     assert norm.momentum == 0.4 and not norm.weight.requires_grad and norm.bias.requires_grad
@@ -96,10 +117,12 @@ def test_scale_free_batch_norm_and_logit_scale():
     net.eval(), plain.eval()
     assert torch.allclose(net(x), 0.25 * plain(x))
     assert "no-scale m0.4" in net.rows[1].args and "x0.25" in net.rows[3].args
-    for bad, message in [({"type": "BN", "momentum": 0}, "field 'momentum' = 0"),
-                         ({"type": "BN", "scale": "no"}, "field 'scale' = 'no'"),
-                         ({"type": "T", "logit_scale": -1}, "field 'logit_scale' = -1"),
-                         ({"type": "C", "num_output": 4, "kernel_size": 3, "init": "xavier"}, "field 'init'")]:
+    for bad, message in [
+        ({"type": "BN", "momentum": 0}, "field 'momentum' = 0"),
+        ({"type": "BN", "scale": "no"}, "field 'scale' = 'no'"),
+        ({"type": "T", "logit_scale": -1}, "field 'logit_scale' = -1"),
+        ({"type": "C", "num_output": 4, "kernel_size": 3, "init": "xavier"}, "field 'init'"),
+    ]:
         with pytest.raises(ArchError, match=message):
             build_network([bad] if bad["type"] == "T" else [bad, {"type": "T"}], (1, 8, 8), 3)
 
@@ -111,8 +134,12 @@ def _model(tmp_path, layers, **options):
     return LayerListClassifier(layers, {**dm.info.to_dict(), "config": {}}, optimizer=optimizer, **options), dm
 
 
-BN_NET = [{"type": "C", "num_output": 4, "kernel_size": 3, "batch_norm": True, "init": "dirac",
-           "freeze_weights": True}, {"type": "BN", "scale": False}, {"type": "GAP"}, {"type": "T"}]
+BN_NET = [
+    {"type": "C", "num_output": 4, "kernel_size": 3, "batch_norm": True, "init": "dirac", "freeze_weights": True},
+    {"type": "BN", "scale": False},
+    {"type": "GAP"},
+    {"type": "T"},
+]
 
 
 def test_bn_shifts_get_a_scaled_learning_rate_and_frozen_weights_no_group(tmp_path):
@@ -145,9 +172,15 @@ def test_lookahead_moves_the_model_to_the_running_average(tmp_path):
     model, dm = _model(tmp_path, [{"type": "GAP"}, {"type": "T"}], reg=0.0)
     before, after = [], []
     lookahead = Lookahead(every=1, decay=0.5, power=0)  # constant decay 0.5, every step
-    trainer = pl.Trainer(max_steps=4, logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                         enable_model_summary=False, limit_val_batches=0,
-                         callbacks=[_Record(before), lookahead, _Record(after)])
+    trainer = pl.Trainer(
+        max_steps=4,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        limit_val_batches=0,
+        callbacks=[_Record(before), lookahead, _Record(after)],
+    )
     trainer.fit(model, datamodule=dm)
     assert torch.equal(after[0], before[0])  # the first update starts the average at the model
     for k in range(1, 4):  # then: average <- (average + model) / 2, and the model takes the average
@@ -205,16 +238,27 @@ def test_reflect_padding_translates_without_black_borders():
 
 
 def test_data_options_train_eval_sample_and_alternating_flip_through_the_module(tmp_path):
-    dm = make_datamodule({"family": "digits", "batch_size": 32, "test_size": 360, "val_size": 180,
-                          "train_eval_size": 100, "augment": {"flip": "alternate"}}, tmp_path)
+    dm = make_datamodule(
+        {
+            "family": "digits",
+            "batch_size": 32,
+            "test_size": 360,
+            "val_size": 180,
+            "train_eval_size": 100,
+            "augment": {"flip": "alternate"},
+        },
+        tmp_path,
+    )
     dm.setup()
     evaluated = torch.cat([b[0] for b in dm.test_dataloader()[1]])
     assert len(evaluated) == 100 and dm.source.splits.train_eval is not dm.splits["train"]
     assert len(dm.train_sample(7)) == 7 and dm.train_sample(7).dtype == torch.float32
-    for options, message in [({"augment": {"flip": "sometimes"}}, "data.augment.flip"),
-                             ({"augment": {"padding_mode": "wrap"}}, "data.augment.padding_mode"),
-                             ({"augment": {"crop_padding": -1}}, "data.augment.crop_padding"),
-                             ({"train_eval_size": 0}, "data.train_eval_size")]:
+    for options, message in [
+        ({"augment": {"flip": "sometimes"}}, "data.augment.flip"),
+        ({"augment": {"padding_mode": "wrap"}}, "data.augment.padding_mode"),
+        ({"augment": {"crop_padding": -1}}, "data.augment.crop_padding"),
+        ({"train_eval_size": 0}, "data.train_eval_size"),
+    ]:
         with pytest.raises(ConfigError, match=message):
             make_datamodule({"family": "digits", **options}, tmp_path)
 

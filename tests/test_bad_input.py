@@ -65,8 +65,10 @@ BAD = [
     (["+trainer.logger=true"], ["trainer.logger is set by cnnlab", "logger=<name>"]),
     (["model.compile=tpu_magic"], ["model.compile = 'tpu_magic'", "inductor", "aot_eager"]),
     (["model.compile=true", "model.compile_mode=fastest"], ["model.compile_mode = 'fastest'", "reduce-overhead"]),
-    (["model.compile_mode=reduce-overhead"], ["model.compile_mode = 'reduce-overhead' is inductor's",
-                                              "model.compile=true"]),
+    (
+        ["model.compile_mode=reduce-overhead"],
+        ["model.compile_mode = 'reduce-overhead' is inductor's", "model.compile=true"],
+    ),
     (["model.reg=-1"], ["model.reg = -1", "a number >= 0"]),
     (["model.label_smoothing=2"], ["model.label_smoothing = 2", "0 <= x < 1"]),
     (["model.mixup.share=1.5"], ["model.mixup.share = 1.5"]),
@@ -80,12 +82,18 @@ BAD = [
     (["checkpoint_every_n_steps=0"], ["checkpoint_every_n_steps = 0"]),
     (["master_timeout_s=abc"], ["master_timeout_s = 'abc'", "a number > 0"]),
     (["master_timeout_s=-5"], ["master_timeout_s = -5", "a number > 0"]),
-    (["logger=tensorboard", "logger.tensorboard.save_dir=/proc/cnnlab-not-here"], [
-        "logger.tensorboard.save_dir=/proc/cnnlab-not-here cannot be written"]),
-    (["logger=mlflow", "logger.mlflow.tracking_uri=http://127.0.0.1:9"],
-     ["logger.mlflow.tracking_uri = http://127.0.0.1:9 cannot be reached", "start the MLflow server"]),
-    (["+callbacks.lookahead._target_=cnnlab.averaging.Lookahead", "+callbacks.lookahead.decay=1"],
-     ["callbacks.lookahead.decay = 1"]),
+    (
+        ["logger=tensorboard", "logger.tensorboard.save_dir=/proc/cnnlab-not-here"],
+        ["logger.tensorboard.save_dir=/proc/cnnlab-not-here cannot be written"],
+    ),
+    (
+        ["logger=mlflow", "logger.mlflow.tracking_uri=http://127.0.0.1:9"],
+        ["logger.mlflow.tracking_uri = http://127.0.0.1:9 cannot be reached", "start the MLflow server"],
+    ),
+    (
+        ["+callbacks.lookahead._target_=cnnlab.averaging.Lookahead", "+callbacks.lookahead.decay=1"],
+        ["callbacks.lookahead.decay = 1"],
+    ),
 ]
 
 
@@ -100,9 +108,12 @@ def test_bad_input_is_one_sentence_before_anything_is_built(tmp_path, overrides,
 
 
 HYDRA = [  # Hydra's own errors at composition (exit code 1 on the command line), each naming what exists
-    (["arch=nope"], "Could not find 'arch/nope'"), (["optim=adamx"], "Could not find 'optim/adamx'"),
-    (["data.batch_sized=3"], "data.batch_sized"), (["data=svhn"], "Could not find 'data/svhn'"),
-    (["trainer=tpu"], "Could not find 'trainer/tpu'"), (["logger=tensorbord"], "Could not find 'logger/tensorbord'"),
+    (["arch=nope"], "Could not find 'arch/nope'"),
+    (["optim=adamx"], "Could not find 'optim/adamx'"),
+    (["data.batch_sized=3"], "data.batch_sized"),
+    (["data=svhn"], "Could not find 'data/svhn'"),
+    (["trainer=tpu"], "Could not find 'trainer/tpu'"),
+    (["logger=tensorbord"], "Could not find 'logger/tensorbord'"),
     (["trainer.max_epoch=3"], "trainer.max_epoch"),
 ]
 
@@ -117,12 +128,27 @@ def _groups():
     """Every option group declared in cnnlab.checks, with its config path."""
     from cnnlab.checks import arch, callbacks, data, deploy, eval, model, prepare, search, train, trainer
 
-    classes = [arch.ArchOptions, model.ModelOptions, model.Mixing, data.AugmentOptions, *data.FAMILY_OPTIONS.values(),
-               trainer.TrainerOptions, callbacks.AveragingOptions, train.RunOptions, eval.EvalOptions,
-               deploy.PredictOptions, deploy.ExportOptions, prepare.PrepareOptions, search.SearchOptions,
-               search.TemplateSpaceOptions, search.SequentialSpaceOptions, search.QLearningOptions]
-    return [(cls, name, field) for cls in classes for name, field in cls.fields().items()
-            if getattr(field.check, "bad", ())]
+    classes = [
+        arch.ArchOptions,
+        model.ModelOptions,
+        model.Mixing,
+        data.AugmentOptions,
+        *data.FAMILY_OPTIONS.values(),
+        trainer.TrainerOptions,
+        callbacks.AveragingOptions,
+        train.RunOptions,
+        eval.EvalOptions,
+        deploy.PredictOptions,
+        deploy.ExportOptions,
+        prepare.PrepareOptions,
+        search.SearchOptions,
+        search.TemplateSpaceOptions,
+        search.SequentialSpaceOptions,
+        search.QLearningOptions,
+    ]
+    return [
+        (cls, name, field) for cls in classes for name, field in cls.fields().items() if getattr(field.check, "bad", ())
+    ]
 
 
 @pytest.mark.parametrize("cls, name, field", _groups(), ids=[f"{c.__name__}.{n}" for c, n, _ in _groups()])
@@ -176,14 +202,23 @@ def test_each_command_exits_2_with_one_error_line(tmp_path, script, overrides, f
 
 def test_full_traceback_on_request(tmp_path):
     env = {**os.environ, "HYDRA_FULL_ERROR": "1"}
-    proc = subprocess.run([sys.executable, "src/train.py", "data.batch_size=0", f"hydra.run.dir={tmp_path}"],
-                          cwd=ROOT, env=env, capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "src/train.py", "data.batch_size=0", f"hydra.run.dir={tmp_path}"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode != 0 and "Traceback" in proc.stderr and "OptionError" in proc.stderr
 
 
 def test_unwritable_output_folder_and_a_broken_config_file(tmp_path):
-    proc = subprocess.run([sys.executable, "src/train.py", "hydra.run.dir=/proc/cnnlab-cannot-write-here"],
-                          cwd=ROOT, capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "src/train.py", "hydra.run.dir=/proc/cnnlab-cannot-write-here"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert "cannot write the output folder /proc/cnnlab-cannot-write-here" in proc.stderr
     from cnnlab import cli
@@ -219,17 +254,31 @@ def test_group_null_means_no_entry_of_that_group():
 def test_a_worker_processes_error_is_its_own_sentence():
     from cnnlab.cli import own_message
 
-    wrapped = RuntimeError("Caught DataError in DataLoader worker process 0.\nOriginal Traceback (most recent call "
-                           "last):\n  File \"x.py\", line 1\ncnnlab.errors.DataError: shards/cnnlab.json names 1 "
-                           "class")
+    wrapped = RuntimeError(
+        "Caught DataError in DataLoader worker process 0.\nOriginal Traceback (most recent call "
+        'last):\n  File "x.py", line 1\ncnnlab.errors.DataError: shards/cnnlab.json names 1 '
+        "class"
+    )
     assert own_message(wrapped) == "shards/cnnlab.json names 1 class"
     assert own_message(KeyError("x")) is None
 
 
 def test_sweep_launcher_settings_are_checked(tmp_path):
-    proc = subprocess.run([sys.executable, "src/train.py", "-m", "hydra/launcher=parallel", "hydra.launcher.n_jobs=0",
-                           "seed=1,2", f"hydra.sweep.dir={tmp_path / 'sweep'}"], cwd=ROOT, capture_output=True,
-                          text=True, timeout=120)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "src/train.py",
+            "-m",
+            "hydra/launcher=parallel",
+            "hydra.launcher.n_jobs=0",
+            "seed=1,2",
+            f"hydra.sweep.dir={tmp_path / 'sweep'}",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 2 and "hydra.launcher.n_jobs = 0" in proc.stderr and "Traceback" not in proc.stderr
 
 
@@ -242,8 +291,7 @@ def test_eval_predict_export_and_prepare_check_their_own_options(tmp_path):
         check_predict(compose("predict", "ckpt_path=README.md", "input=README.md", "batch_size=0", out))
     (tmp_path / "taken.csv").write_text("mine")
     with pytest.raises(OptionError, match="taken.csv exists and would be replaced"):
-        check_predict(compose("predict", "ckpt_path=README.md", "input=README.md", f"output={tmp_path}/taken.csv",
-                              out))
+        check_predict(compose("predict", "ckpt_path=README.md", "input=README.md", f"output={tmp_path}/taken.csv", out))
     with pytest.raises(OptionError, match="is a folder"):
         check_predict(compose("predict", "ckpt_path=README.md", "input=README.md", f"output={tmp_path}", out))
     with pytest.raises(OptionError, match="README.md is a file, not a folder"):
@@ -276,8 +324,23 @@ def test_a_search_space_can_scale_its_widths():
 
     space = plain(compose("search").search)
     space = TemplateSpace({**space, "width_multiplier": [2.0], "blocks": [1], "width": [16], "fc_layers": [0]})
-    layers, _ = space.sample(optuna.trial.FixedTrial({"activation": "relu", "blocks": 1, "width_0": 16, "kernel_0": 3,
-                                                      "stride_0": 1, "batch_norm_0": False, "pool_0": "none",
-                                                      "drop_out_0": 0.0, "fc_layers": 0, "width_multiplier": 2.0,
-                                                      "lr": 1e-3, "reg": 1e-4, "batch_size": 32}))
+    layers, _ = space.sample(
+        optuna.trial.FixedTrial(
+            {
+                "activation": "relu",
+                "blocks": 1,
+                "width_0": 16,
+                "kernel_0": 3,
+                "stride_0": 1,
+                "batch_norm_0": False,
+                "pool_0": "none",
+                "drop_out_0": 0.0,
+                "fc_layers": 0,
+                "width_multiplier": 2.0,
+                "lr": 1e-3,
+                "reg": 1e-4,
+                "batch_size": 32,
+            }
+        )
+    )
     assert layers[0]["num_output"] == 32 and layers[-1]["type"] == "T"

@@ -14,15 +14,31 @@ from tests import data_files
 from tests.conftest import ROOT
 
 
+@pytest.mark.slow  # the GPU benchmark's rehearsal on the CPU: run it before taking the script to a GPU
 def test_gpu_benchmark_runs_end_to_end_on_cpu(tmp_path):
     data_files.write_mnist(tmp_path / "data")
     data_files.write_cifar10(tmp_path / "data")
     out = tmp_path / "gpu.jsonl"
-    cmd = [sys.executable, str(ROOT / "bench" / "gpu.py"), "--device", "cpu", "--data-dir", str(tmp_path / "data"),
-           "--epochs", "1", "--overhead-images", "256", "--out", str(out),
-           "--override", "data.val_size=10", "data.download=false"]
-    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600,
-                          env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    cmd = [
+        sys.executable,
+        str(ROOT / "bench" / "gpu.py"),
+        "--device",
+        "cpu",
+        "--data-dir",
+        str(tmp_path / "data"),
+        "--epochs",
+        "1",
+        "--overhead-images",
+        "256",
+        "--out",
+        str(out),
+        "--override",
+        "data.val_size=10",
+        "data.download=false",
+    ]
+    proc = subprocess.run(
+        cmd, cwd=ROOT, capture_output=True, text=True, timeout=600, env={**os.environ, "PYTHONWARNINGS": "ignore"}
+    )
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert rows[0]["device"].startswith("CPU")
@@ -64,10 +80,26 @@ def test_time_to_accuracy_plot_reads_run_directories(fit, tmp_path):
 @pytest.mark.slow  # a minute: the agents themselves are tested in test_search_agents.py
 def test_search_agents_benchmark_end_to_end(tmp_path):
     data_files.write_mnist(tmp_path / "data", n_train=200, n_test=40)
-    record = _bench("search_agents").main([
-        "--data-dir", str(tmp_path / "data"), "--trials", "2", "--seeds", "0", "--train-size", "60",
-        "--val-size", "40", "--final-epochs", "1", "--work", str(tmp_path / "work"),
-        "--out", str(tmp_path / "agents.png")])
+    record = _bench("search_agents").main(
+        [
+            "--data-dir",
+            str(tmp_path / "data"),
+            "--trials",
+            "2",
+            "--seeds",
+            "0",
+            "--train-size",
+            "60",
+            "--val-size",
+            "40",
+            "--final-epochs",
+            "1",
+            "--work",
+            str(tmp_path / "work"),
+            "--out",
+            str(tmp_path / "agents.png"),
+        ]
+    )
     assert set(record["agents"]) == {"random", "tpe", "qlearning"} and (tmp_path / "agents.png").is_file()
     for name, curve in record["curves"].items():
         errors = curve["best_val_err"]
@@ -76,14 +108,14 @@ def test_search_agents_benchmark_end_to_end(tmp_path):
 
 
 def test_step_time_and_folder_decode_benchmarks(tmp_path):
-    rows = _bench("step_time").main(["--arch", "small", "--input", "1", "8", "8", "--batch", "4", "8",
-                                     "--repeats", "1"])
+    rows = _bench("step_time").main(
+        ["--arch", "small", "--input", "1", "8", "8", "--batch", "4", "8", "--repeats", "1"]
+    )
     assert len(rows) == 4 and all(r["img_s"] > 0 for r in rows)
     from tests.test_folder import write_images
 
     write_images(tmp_path / "imgs", n_per_class=6, suffix=".jpg")
-    record = _bench("folder_decode").main(["--root", str(tmp_path / "imgs"), "--workers", "1",
-                                           "--decoder-sample", "5"])
+    record = _bench("folder_decode").main(["--root", str(tmp_path / "imgs"), "--workers", "1", "--decoder-sample", "5"])
     first, cached = record["workers_1"]["first"], record["workers_1"]["cached"]
     assert first["images"] == cached["images"] == 18 and first["uint8_bytes"] == 18 * 3 * 8 * 8
     assert record["decoders_one_core"]["pillow_img_s"] > 0

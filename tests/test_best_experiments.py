@@ -18,18 +18,33 @@ def layers_of(cfg) -> list[dict]:
     """The experiment's layer list as it is built (its arch.width and arch.depth applied)."""
     return read_arch(plain(cfg.arch)).raw
 
+
 # experiment: (writer, train.py overrides for the tiny files, input shape, classes, test images)
 BEST = {
     "best_mnist": (data_files.write_mnist, ["data.val_size=10", "data.download=false"], (1, 28, 28), 10, 20),
     "best_cifar10": (data_files.write_cifar10, ["data.val_size=10", "data.download=false"], (3, 32, 32), 10, 20),
     # the GPU recipe, run on the CPU (trainer=cpu) with a batch the tiny files hold
-    "best_cifar10_gpu": (data_files.write_cifar10, ["data.val_size=10", "data.download=false", "trainer=cpu",
-                                                    "data.batch_size=16", "trainer.precision=32-true"],
-                         (3, 32, 32), 10, 20),
-    "best_cifar100": (lambda root: data_files.write_cifar100(root, n_train=60, n_test=40),
-                      ["data.val_size=20", "data.download=false"], (3, 32, 32), 100, 40),
-    "best_cifar100_resnet18": (lambda root: data_files.write_cifar100(root, n_train=60, n_test=40),
-                               ["data.val_size=20", "data.download=false"], (3, 32, 32), 100, 40),
+    "best_cifar10_gpu": (
+        data_files.write_cifar10,
+        ["data.val_size=10", "data.download=false", "trainer=cpu", "data.batch_size=16", "trainer.precision=32-true"],
+        (3, 32, 32),
+        10,
+        20,
+    ),
+    "best_cifar100": (
+        lambda root: data_files.write_cifar100(root, n_train=60, n_test=40),
+        ["data.val_size=20", "data.download=false"],
+        (3, 32, 32),
+        100,
+        40,
+    ),
+    "best_cifar100_resnet18": (
+        lambda root: data_files.write_cifar100(root, n_train=60, n_test=40),
+        ["data.val_size=20", "data.download=false"],
+        (3, 32, 32),
+        100,
+        40,
+    ),
     "best_fer2013": (data_files.write_fer, [], (1, 48, 48), 7, 14),
     "best_fer2013_binary": (data_files.write_fer, [], (1, 48, 48), 2, 4),
 }

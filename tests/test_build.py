@@ -16,10 +16,13 @@ SEED = yaml.safe_load((ROOT / "conf/arch/fer_arch.yaml").read_text())["layers"]
 SEED_DEEP = yaml.safe_load((ROOT / "conf/arch/seed_deep.yaml").read_text())["layers"]
 
 
-@pytest.mark.parametrize("size, expected", [
-    (48, [48, 48, 24, 24, 24, 8, 8]),
-    (28, [28, 28, 14, 14, 14, 5, 5]),
-])
+@pytest.mark.parametrize(
+    "size, expected",
+    [
+        (48, [48, 48, 24, 24, 24, 8, 8]),
+        (28, [28, 28, 14, 14, 14, 5, 5]),
+    ],
+)
 def test_seed_shapes(size, expected):
     net = build_network(SEED, (1, size, size), 7)
     spatial = [row.shape[1] for row in net.rows[:7]]
@@ -40,9 +43,12 @@ def test_seed_deep_builds_and_terminal_width_comes_from_the_data():
 @pytest.mark.parametrize("size", [5, 7, 8, 13, 28, 48])
 @pytest.mark.parametrize("kernel, stride", [(1, 1), (2, 1), (2, 2), (3, 2), (4, 3), (5, 3), (3, 5)])
 def test_same_padding_output_is_ceil_of_input_over_stride(size, kernel, stride):
-    layers = [{"type": "C", "num_output": 2, "kernel_size": kernel, "stride": stride},
-              {"type": "P", "kernel_size": kernel, "stride": stride},
-              {"type": "P", "pool": "avg", "kernel_size": kernel, "stride": stride}, {"type": "T"}]
+    layers = [
+        {"type": "C", "num_output": 2, "kernel_size": kernel, "stride": stride},
+        {"type": "P", "kernel_size": kernel, "stride": stride},
+        {"type": "P", "pool": "avg", "kernel_size": kernel, "stride": stride},
+        {"type": "T"},
+    ]
     net = build_network(layers, (1, size, size), 2)
     expected = [math.ceil(size / stride)]
     for _ in range(2):
@@ -61,8 +67,11 @@ X = torch.tensor([[[[1.0, 2.0], [3.0, 4.0]]]])
 
 
 def test_same_padding_goes_after_when_uneven_like_tensorflow():
-    conv = build_network([{"type": "C", "num_output": 1, "kernel_size": 2, "activation": None, "bias": False},
-                          {"type": "T"}], (1, 2, 2), 2).layers[0]
+    conv = build_network(
+        [{"type": "C", "num_output": 1, "kernel_size": 2, "activation": None, "bias": False}, {"type": "T"}],
+        (1, 2, 2),
+        2,
+    ).layers[0]
     torch.nn.init.ones_(conv[1].weight)
     assert conv(X).flatten().tolist() == [10.0, 6.0, 7.0, 4.0]
 
@@ -78,8 +87,11 @@ def test_avg_pool_same_averages_real_pixels_only():
 
 
 def test_dropout_is_a_percentage_and_batch_norm_sits_before_the_activation():
-    net = build_network([{"type": "C", "num_output": 4, "kernel_size": 3, "batch_norm": True, "drop_out": 8.3},
-                         {"type": "T"}], (1, 8, 8), 2)
+    net = build_network(
+        [{"type": "C", "num_output": 4, "kernel_size": 3, "batch_norm": True, "drop_out": 8.3}, {"type": "T"}],
+        (1, 8, 8),
+        2,
+    )
     kinds = [type(m).__name__ for m in net.layers[0]]
     assert kinds == ["Conv2d", "BatchNorm2d", "ReLU", "Dropout"]
     assert net.layers[0][3].p == pytest.approx(0.083)
@@ -95,8 +107,11 @@ def test_table_rows_and_totals():
 
 
 def test_spatial_collapse_is_an_error_naming_the_layer():
-    layers = [{"type": "C", "num_output": 4, "kernel_size": 5, "padding": "valid"},
-              {"type": "P", "kernel_size": 5, "stride": 3, "padding": "valid"}, {"type": "T"}]
+    layers = [
+        {"type": "C", "num_output": 4, "kernel_size": 5, "padding": "valid"},
+        {"type": "P", "kernel_size": 5, "stride": 3, "padding": "valid"},
+        {"type": "T"},
+    ]
     with pytest.raises(ArchError) as info:
         build_network(layers, (1, 8, 8), 10)
     message = str(info.value)
@@ -105,16 +120,25 @@ def test_spatial_collapse_is_an_error_naming_the_layer():
 
 def test_conv_after_flatten_is_an_error():
     with pytest.raises(ArchError, match=r"layer 1 \(C\): needs a spatial input"):
-        build_network([{"type": "FC", "num_output": 4}, {"type": "C", "num_output": 4, "kernel_size": 3},
-                       {"type": "T"}], (1, 8, 8), 10)
+        build_network(
+            [{"type": "FC", "num_output": 4}, {"type": "C", "num_output": 4, "kernel_size": 3}, {"type": "T"}],
+            (1, 8, 8),
+            10,
+        )
 
 
 RESNET = yaml.safe_load((ROOT / "conf/arch/resnet_small.yaml").read_text())["layers"]
 
 
 def test_residual_block_adds_its_input():
-    net = build_network([{"type": "R", "layers": [{"type": "C", "num_output": 1, "kernel_size": 3,
-                                                   "activation": None}]}, {"type": "T"}], (1, 4, 4), 2)
+    net = build_network(
+        [
+            {"type": "R", "layers": [{"type": "C", "num_output": 1, "kernel_size": 3, "activation": None}]},
+            {"type": "T"},
+        ],
+        (1, 4, 4),
+        2,
+    )
     block = net.layers[0]
     assert isinstance(block.shortcut, torch.nn.Identity)
     torch.nn.init.zeros_(block.body[0].weight)
@@ -138,6 +162,12 @@ def test_residual_errors_name_the_nested_layer():
     with pytest.raises(ArchError, match=r"layer 0 \(R\): its layers turn 1x8x8 into 4"):
         build_network([{"type": "R", "layers": [{"type": "FC", "num_output": 4}]}, {"type": "T"}], (1, 8, 8), 2)
     with pytest.raises(ArchError, match=r"layer 1 \(R\) > layer 0 \(P\): the spatial size collapses"):
-        build_network([{"type": "C", "num_output": 2, "kernel_size": 3},
-                       {"type": "R", "layers": [{"type": "P", "kernel_size": 9, "padding": "valid"}]},
-                       {"type": "T"}], (1, 8, 8), 2)
+        build_network(
+            [
+                {"type": "C", "num_output": 2, "kernel_size": 3},
+                {"type": "R", "layers": [{"type": "P", "kernel_size": 9, "padding": "valid"}]},
+                {"type": "T"},
+            ],
+            (1, 8, 8),
+            2,
+        )

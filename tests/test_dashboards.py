@@ -1,6 +1,9 @@
-"""logger=tensorboard and logger=mlflow: what each dashboard holds after a real run, read back with its own reader."""
+"""logger=tensorboard and logger=mlflow: what each dashboard holds after a real run, read back with its own reader;
+DDP runs and DDP sweeps, read back through what they logged."""
 
 from __future__ import annotations
+
+import csv
 
 import pytest
 from mlflow.tracking import MlflowClient
@@ -9,9 +12,18 @@ from tensorboard.plugins.hparams import plugin_data_pb2
 
 from tests.conftest import compose_train
 from tests.test_scale import sweep
+from tests.test_train_cli import eval_in_process, read_confusion
 
-REPORT_ARTIFACTS = {"curves.png", "confusion_matrix.png", "classification_report.txt", "classification_report.json",
-                    "confusion_matrix.csv", "arch_table.txt", "summary.txt", "config.yaml"}
+REPORT_ARTIFACTS = {
+    "curves.png",
+    "confusion_matrix.png",
+    "classification_report.txt",
+    "classification_report.json",
+    "confusion_matrix.csv",
+    "arch_table.txt",
+    "summary.txt",
+    "config.yaml",
+}
 
 
 def events(folder) -> EventAccumulator:
@@ -48,8 +60,14 @@ def test_tensorboard_holds_scalars_images_report_text_and_the_config(fit):
 
 def test_mlflow_holds_params_metrics_artifacts_and_the_checkpoint_when_asked(fit, tmp_path):
     store = f"sqlite:///{tmp_path}/mlflow/mlflow.db"
-    run = fit("logger=mlflow", "arch=small", "trainer.max_epochs=2", "data.batch_size=256",
-              "logger.mlflow.log_model=true", f"logger.mlflow.tracking_uri={store}")
+    run = fit(
+        "logger=mlflow",
+        "arch=small",
+        "trainer.max_epochs=2",
+        "data.batch_size=256",
+        "logger.mlflow.log_model=true",
+        f"logger.mlflow.tracking_uri={store}",
+    )
     client = MlflowClient(store)
     (found,) = client.search_runs([client.get_experiment_by_name("cnnlab").experiment_id])
     assert found.info.status == "FINISHED" and found.info.run_name == run.dir.name
@@ -68,30 +86,52 @@ def test_mlflow_holds_params_metrics_artifacts_and_the_checkpoint_when_asked(fit
     assert (tmp_path / "mlflow" / "artifacts" / "cnnlab").is_dir()
 
 
-def test_a_sweep_is_one_tensorboard_folder_and_one_mlflow_experiment_with_a_run_per_job(tmp_path):
+def test_a_ddp_sweep_runs_each_job_once_into_one_tensorboard_folder_and_one_mlflow_experiment(tmp_path):
+    """DDP inside a sweep forks (a relaunched script would run the whole sweep again in every process)."""
     store = f"sqlite:///{tmp_path}/mlflow.db"
     out = tmp_path / "sweep"
-    proc = sweep(out, "logger=[tensorboard,mlflow]", "arch=small", "debug=fast", "seed=1,2",
-                 env={"MLFLOW_TRACKING_URI": store})
+    proc = sweep(
+        out,
+        "logger=[tensorboard,mlflow]",
+        "trainer=cpu",
+        "trainer.strategy=ddp",
+        "trainer.devices=2",
+        "arch=small",
+        "debug=fast",
+        "seed=1,2",
+        env={"MLFLOW_TRACKING_URI": store},
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "uses ddp_fork instead" in proc.stderr + proc.stdout
+    with open(out / "summary.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["status"] for r in rows] == ["completed", "completed"]
+    assert all(read_confusion(out / r["job"] / "confusion_matrix.csv").sum() == 360 for r in rows)
     jobs = sorted(p.name for p in (out / "tensorboard").iterdir())
-    assert [j.split(",")[-1] for j in jobs] == ["seed=1", "seed=2"]
+    assert [[part for part in j.split(",") if part.startswith("seed=")] for j in jobs] == [["seed=1"], ["seed=2"]]
     for job in jobs:
         assert "test/acc" in events(out / "tensorboard" / job).Tags()["scalars"]
     client = MlflowClient(store)
     experiment = client.get_experiment_by_name(f"cnnlab-{out.name}")
     runs = client.search_runs([experiment.experiment_id])
-    assert sorted(r.info.run_name.split(",")[-1] for r in runs) == ["seed=1", "seed=2"]
+    assert sorted("seed=1" in r.info.run_name.split(",") for r in runs) == [False, True]
     assert {r.data.params["seed"] for r in runs} == {"1", "2"}  # each job its own run: nothing merged
     assert all(r.info.status == "FINISHED" and "test/acc" in r.data.metrics for r in runs)
     assert not any(client.list_artifacts(r.info.run_id, "checkpoints") for r in runs)  # log_model is off by default
 
 
-def test_ddp_fork_logs_fit_and_test_into_one_run_and_keeps_the_csv_epochs(train, tmp_path, monkeypatch):
+def test_ddp_on_two_cpu_processes_counts_each_test_image_once_and_logs_one_run(train, tmp_path, monkeypatch):
     store = f"sqlite:///{tmp_path}/mlflow.db"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", store)
     run = train("logger=mlflow", "trainer=ddp_cpu", "arch=small", "trainer.max_epochs=2")
     assert run.returncode == 0, run.output[-3000:]
+    assert "Starting with 2 processes" in run.output
+    cm = read_confusion(run.dir / "confusion_matrix.csv")
+    assert cm.sum() == 360
+    single = eval_in_process(tmp_path / "single", "ckpt_path=" + str(run.dir / "checkpoints/best.ckpt"))
+    assert read_confusion(tmp_path / "single" / "confusion_matrix.csv").tolist() == cm.tolist()
+    assert single["test/acc"] == pytest.approx(run.results()["test/acc"], abs=1e-6)
+    assert "test error rate" in run.stdout  # the report came back from the forked test process, printed last
     client = MlflowClient(store)
     (found,) = client.search_runs([client.get_experiment_by_name("cnnlab").experiment_id])
     assert len(client.get_metric_history(found.info.run_id, "val/acc")) == 2 and "test/acc" in found.data.metrics

@@ -64,12 +64,15 @@ def test_cifar_pixels_keep_channel_planes(tmp_path):
     assert bytes(raw[1, 2048:]) in blue and len(blue) == 3
 
 
-@pytest.mark.parametrize("variant, expected", [
-    ("fer2013", {"train": 28, "val": 14, "test": 14}),
-    ("icml", {"train": 28, "val": 14, "test": 14}),
-    ("pair", {"train": 28, "val": 14, "test": 14}),
-    ("pair_unlabelled", {"train": 18, "val": 4, "test": 6}),
-])
+@pytest.mark.parametrize(
+    "variant, expected",
+    [
+        ("fer2013", {"train": 28, "val": 14, "test": 14}),
+        ("icml", {"train": 28, "val": 14, "test": 14}),
+        ("pair", {"train": 28, "val": 14, "test": 14}),
+        ("pair_unlabelled", {"train": 18, "val": 4, "test": 6}),
+    ],
+)
 def test_fer2013_variants(tmp_path, variant, expected):
     data_files.write_fer(tmp_path, variant)
     dm = module("fer2013", tmp_path, test_size=6)
@@ -96,8 +99,9 @@ def test_fer2013_binary_is_a_relabelled_class_subset(tmp_path):
 
 
 def test_seed_protocol_pools_and_takes_one_percent(tmp_path):
-    data_files.write_fer(tmp_path, "fer2013", data_files.fer_rows({"Training": 150, "PublicTest": 30,
-                                                                   "PrivateTest": 30}))
+    data_files.write_fer(
+        tmp_path, "fer2013", data_files.fer_rows({"Training": 150, "PublicTest": 30, "PrivateTest": 30})
+    )
     dm = module("fer2013", tmp_path, protocol="seed", val_size=20)
     assert sizes(dm) == {"train": 187, "val": 20, "test": 3}  # ceil(1% of 210) = 3
     again = module("fer2013", tmp_path, protocol="seed", val_size=20)
@@ -153,14 +157,24 @@ def test_truncated_and_malicious_pickles(tmp_path):
         module("cifar10", tmp_path)
 
 
-@pytest.mark.parametrize("mutate, message", [
-    (lambda b: b.pop(b"data_batch_4"), "cifar-10-batches-py/data_batch_4"),
-    (lambda b: b[b"data_batch_2"][b"labels"].__setitem__(5, 10), "data_batch_2: image 5 has label 10, outside 0..9"),
-    (lambda b: b[b"test_batch"].__setitem__(b"data", b[b"test_batch"][b"data"][:, :2352]),
-     "test_batch: 'data' is uint8 (20, 2352) with 20 labels; expected uint8 N x 3072"),
-    (lambda b: b[b"data_batch_1"].__setitem__(b"labels", b[b"data_batch_1"][b"labels"][:-1]),
-     "data_batch_1: 'data' is uint8 (12, 3072) with 11 labels"),
-])
+@pytest.mark.parametrize(
+    "mutate, message",
+    [
+        (lambda b: b.pop(b"data_batch_4"), "cifar-10-batches-py/data_batch_4"),
+        (
+            lambda b: b[b"data_batch_2"][b"labels"].__setitem__(5, 10),
+            "data_batch_2: image 5 has label 10, outside 0..9",
+        ),
+        (
+            lambda b: b[b"test_batch"].__setitem__(b"data", b[b"test_batch"][b"data"][:, :2352]),
+            "test_batch: 'data' is uint8 (20, 2352) with 20 labels; expected uint8 N x 3072",
+        ),
+        (
+            lambda b: b[b"data_batch_1"].__setitem__(b"labels", b[b"data_batch_1"][b"labels"][:-1]),
+            "data_batch_1: 'data' is uint8 (12, 3072) with 11 labels",
+        ),
+    ],
+)
 def test_bad_cifar_batches_name_the_file(tmp_path, mutate, message):
     """A missing batch, a label out of range, images of another size, or labels that do not match the images."""
     folder = data_files.write_cifar10(tmp_path)
@@ -176,13 +190,18 @@ def test_bad_cifar_batches_name_the_file(tmp_path, mutate, message):
     assert message in str(info.value)
 
 
-@pytest.mark.parametrize("mutate, message", [
-    (lambda rows: rows, "columns ['emotion', 'pixel', 'Usage']"),
-    (lambda rows: [rows[0], (rows[1][0], rows[1][1] + " 7", rows[1][2])] + rows[2:],
-     "line 3 has 2305 pixel values; expected 48*48 = 2304"),
-    (lambda rows: rows[:4] + [(9, *rows[4][1:])] + rows[5:], "line 6 has label 9, outside 0..6"),
-    (lambda rows: rows[:2] + [(1, rows[2][1], "Validation")] + rows[3:], "line 4: Usage 'Validation'"),
-])
+@pytest.mark.parametrize(
+    "mutate, message",
+    [
+        (lambda rows: rows, "columns ['emotion', 'pixel', 'Usage']"),
+        (
+            lambda rows: [rows[0], (rows[1][0], rows[1][1] + " 7", rows[1][2])] + rows[2:],
+            "line 3 has 2305 pixel values; expected 48*48 = 2304",
+        ),
+        (lambda rows: rows[:4] + [(9, *rows[4][1:])] + rows[5:], "line 6 has label 9, outside 0..6"),
+        (lambda rows: rows[:2] + [(1, rows[2][1], "Validation")] + rows[3:], "line 4: Usage 'Validation'"),
+    ],
+)
 def test_bad_fer_csv_names_file_and_line(tmp_path, mutate, message):
     rows = mutate(data_files.fer_rows())
     path = data_files.write_fer(tmp_path, "fer2013", rows)
@@ -194,8 +213,7 @@ def test_bad_fer_csv_names_file_and_line(tmp_path, mutate, message):
 
 
 def test_empty_class_subset(tmp_path):
-    data_files.write_fer(tmp_path, "fer2013", data_files.fer_rows({"Training": 5, "PublicTest": 5,
-                                                                   "PrivateTest": 5}))
+    data_files.write_fer(tmp_path, "fer2013", data_files.fer_rows({"Training": 5, "PublicTest": 5, "PrivateTest": 5}))
     with pytest.raises(DataError, match=r"no image of classes \[6\] \(Neutral\)"):
         module("fer2013", tmp_path, classes=[6])
 
@@ -244,7 +262,7 @@ def test_crop_and_flip_move_pixels_only():
     cropped = random_crop(x, 2)
     padded = torch.nn.functional.pad(x, (2, 2, 2, 2))
     for i in range(2):
-        windows = [padded[i, :, dy:dy + 5, dx:dx + 5] for dy in range(5) for dx in range(5)]
+        windows = [padded[i, :, dy : dy + 5, dx : dx + 5] for dy in range(5) for dx in range(5)]
         assert any(torch.equal(cropped[i], w) for w in windows)
     flipped = random_flip(x)
     assert all(torch.equal(flipped[i], x[i]) or torch.equal(flipped[i], x[i].flip(2)) for i in range(2))

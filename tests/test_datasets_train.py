@@ -42,16 +42,23 @@ def test_missing_data_is_a_clear_error(fit, tmp_path):
 
 def test_arch_errors_come_before_data_errors(tmp_path):
     """A collapsing arch on MNIST is reported although the data set is missing: nothing was read."""
-    plan = train_plan(tmp_path / "run", "data=mnist", "data.download=false", "+arch.layers.5.padding=valid",
-                      "arch.layers.5.kernel_size=15", data_dir=tmp_path / "empty")
+    plan = train_plan(
+        tmp_path / "run",
+        "data=mnist",
+        "data.download=false",
+        "+arch.layers.5.padding=valid",
+        "arch.layers.5.kernel_size=15",
+        data_dir=tmp_path / "empty",
+    )
     with pytest.raises(ArchError) as caught:
         build(plan)
     message = str(caught.value)
     assert "layer 5 (P)" in message and "input 14x14" in message and "1x28x28" in message
 
 
-@pytest.mark.parametrize("experiment", ["seed_fer2013_binary", "seed_fer2013", "seed_mnist", "seed_cifar10",
-                                        "seed_cifar100", "mnist_fast"])
+@pytest.mark.parametrize(
+    "experiment", ["seed_fer2013_binary", "seed_fer2013", "seed_mnist", "seed_cifar10", "seed_cifar100", "mnist_fast"]
+)
 def test_experiments_compose(experiment):
     cfg = compose_train(f"experiment={experiment}")
     if experiment.startswith("seed_"):

@@ -128,13 +128,16 @@ class Payload:
         return (print, ("code ran",))
 
 
-@pytest.mark.parametrize("case, fragments", [
-    ("missing", ["does not exist"]),
-    ("truncated", ["cannot read checkpoint", "completely written"]),
-    ("code", ["cannot read checkpoint", "refers to code", "never run"]),
-    ("other_arch", ["weights do not fit its own layer list"]),
-    ("not_cnnlab", ["is not a cnnlab checkpoint"]),
-])
+@pytest.mark.parametrize(
+    "case, fragments",
+    [
+        ("missing", ["does not exist"]),
+        ("truncated", ["cannot read checkpoint", "completely written"]),
+        ("code", ["cannot read checkpoint", "refers to code", "never run"]),
+        ("other_arch", ["weights do not fit its own layer list"]),
+        ("not_cnnlab", ["is not a cnnlab checkpoint"]),
+    ],
+)
 def test_bad_checkpoints(deploy, tmp_path, ckpt, case, fragments, capsys):
     path = tmp_path / f"{case}.ckpt"
     if case == "truncated":
@@ -155,12 +158,15 @@ def test_bad_checkpoints(deploy, tmp_path, ckpt, case, fragments, capsys):
         assert fragment in str(caught.value), str(caught.value)
 
 
-@pytest.mark.parametrize("case, fragment", [
-    ("broken.png", "not a readable image"),
-    ("wrong.npy", "array of shape (2, 5, 5); the model takes N x 1 x 8 x 8"),
-    ("nowhere.png", "does not exist"),
-    ("empty_dir", "no images"),
-])
+@pytest.mark.parametrize(
+    "case, fragment",
+    [
+        ("broken.png", "not a readable image"),
+        ("wrong.npy", "array of shape (2, 5, 5); the model takes N x 1 x 8 x 8"),
+        ("nowhere.png", "does not exist"),
+        ("empty_dir", "no images"),
+    ],
+)
 def test_bad_inputs(deploy, tmp_path, ckpt, case, fragment):
     path = tmp_path / case
     if case == "broken.png":
@@ -193,10 +199,12 @@ def test_images_of_every_mode_are_converted_not_clipped(deploy, tmp_path, ckpt, 
     assert np.abs(decode(tmp_path / "cmyk.jpg", (1, 8, 8))[..., 0].astype(int) - digits(1)[0]).max() <= 8
     np.save(tmp_path / "float255.npy", digits(3).astype(np.float32))
     np.save(tmp_path / "uint8.npy", digits(3))
-    scaled = read_rows(deploy(f"ckpt_path={ckpt}", f"input={tmp_path / 'float255.npy'}",
-                              script="predict.py").dir / "predictions.csv")
-    exact = read_rows(deploy(f"ckpt_path={ckpt}", f"input={tmp_path / 'uint8.npy'}",
-                             script="predict.py").dir / "predictions.csv")
+    scaled = read_rows(
+        deploy(f"ckpt_path={ckpt}", f"input={tmp_path / 'float255.npy'}", script="predict.py").dir / "predictions.csv"
+    )
+    exact = read_rows(
+        deploy(f"ckpt_path={ckpt}", f"input={tmp_path / 'uint8.npy'}", script="predict.py").dir / "predictions.csv"
+    )
     assert [r["predicted"] for r in scaled] == [r["predicted"] for r in exact]
     assert "read as 0..255" in caplog.text
     np.save(tmp_path / "negative.npy", -digits(2).astype(np.float32))

@@ -34,8 +34,9 @@ def test_fer_arch_is_the_seed_list_defined_once():
 def test_design_card_command_trains(fit, tmp_path):
     data_files.write_cifar100(tmp_path / "data", n_train=60, n_test=40)
     # the design card's words, plus a budget for tiny files
-    run = fit(*DESIGN_CARD, "trainer.max_epochs=1", "data.val_size=20", "data.download=false",
-              data_dir=tmp_path / "data")
+    run = fit(
+        *DESIGN_CARD, "trainer.max_epochs=1", "data.val_size=20", "data.download=false", data_dir=tmp_path / "data"
+    )
     table = (run.dir / "arch_table.txt").read_text()
     assert "input 3x32x32, 100 classes: 10 layers" in table
     assert run.results()["test/acc"] >= 0
@@ -44,12 +45,14 @@ def test_design_card_command_trains(fit, tmp_path):
 def test_seed_readme_assignment_is_read_without_running_it(fit, tmp_path):
     pasted = tmp_path / "seed_arch.txt"
     pasted.write_text("ARCH = " + SEED_PYTHON + "\n")
-    run = fit("arch=file", f"arch.path={pasted}", "trainer.max_epochs=1")
+    run = fit("arch=file", f"arch.path={pasted}", "debug=fast")
     seed = build_network(compose_train("arch=fer_arch").arch.layers, (1, 8, 8), 10)  # digits: 8x8 grey
     assert (run.dir / "arch_table.txt").read_text().strip() == seed.table()
     marker = tmp_path / "ran"
-    for text in (f"ARCH = [{{'type': 'T'}}]\nopen({str(marker)!r}, 'w')",  # a second statement
-                 f"ARCH = open({str(marker)!r}, 'w')"):  # a call, not a literal
+    for text in (
+        f"ARCH = [{{'type': 'T'}}]\nopen({str(marker)!r}, 'w')",  # a second statement
+        f"ARCH = open({str(marker)!r}, 'w')",
+    ):  # a call, not a literal
         pasted.write_text(text)
         with pytest.raises(ArchError) as bad:
             train_plan(tmp_path / "bad", "arch=file", f"arch.path={pasted}")
@@ -75,12 +78,20 @@ def test_logs_speak_without_a_terminal(tmp_path):
     out = tmp_path / "stdout.txt"
     env = {**os.environ, "CNNLAB_DATA_DIR": str(tmp_path / "data"), "PYTHONWARNINGS": "ignore"}
     with open(out, "w") as stdout:
-        proc = subprocess.run([sys.executable, "src/train.py", "trainer.max_epochs=3", f"hydra.run.dir={tmp_path}/run"],
-                              cwd=ROOT, env=env, stdout=stdout, stderr=subprocess.PIPE, text=True)
+        proc = subprocess.run(
+            [sys.executable, "src/train.py", "arch=small", "trainer.max_epochs=3", f"hydra.run.dir={tmp_path}/run"],
+            cwd=ROOT,
+            env=env,
+            stdout=stdout,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
     assert proc.returncode == 0, proc.stderr[-3000:]
     console, logged = out.read_text(), (tmp_path / "run" / "train.log").read_text()
-    pattern = re.compile(r"epoch (\d)/3  train loss [\d.]+ acc [\d.]+%  val loss [\d.]+ acc [\d.]+%  "
-                         r"[\d,]+ img/s  elapsed \d+s")
+    pattern = re.compile(
+        r"epoch (\d)/3  train loss [\d.]+ acc [\d.]+%  val loss [\d.]+ acc [\d.]+%  "
+        r"[\d,]+ img/s  elapsed \d+s"
+    )
     for text in (console, logged):
         assert [m.group(1) for m in pattern.finditer(text)] == ["1", "2", "3"], text[-3000:]
     assert "left ~" in console.split("epoch 1/3")[1].splitlines()[0]  # time left after the first epoch
@@ -92,9 +103,16 @@ def test_line_progress_within_a_long_epoch(tmp_path, caplog):
     from tests.test_airbench_pieces import _model
 
     model, dm = _model(tmp_path, [{"type": "GAP"}, {"type": "T"}])
-    trainer = pl.Trainer(max_epochs=1, limit_train_batches=3, limit_val_batches=1, logger=False,
-                         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-                         callbacks=[LineProgress(every_s=0)])
+    trainer = pl.Trainer(
+        max_epochs=1,
+        limit_train_batches=3,
+        limit_val_batches=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[LineProgress(every_s=0)],
+    )
     with caplog.at_level(logging.INFO, logger="cnnlab"):
         trainer.fit(model, datamodule=dm)
     lines = [r.getMessage() for r in caplog.records if r.name == "cnnlab"]
@@ -128,10 +146,16 @@ def _run_in_terminal(args: list[str], env: dict[str, str]) -> str:
 
 @pytest.mark.skipif(sys.platform == "win32", reason="needs a pseudo-terminal")
 def test_summary_is_the_last_thing_printed_in_a_terminal(tmp_path):
-    env = {**os.environ, "CNNLAB_DATA_DIR": str(tmp_path / "data"), "PYTHONWARNINGS": "ignore",
-           "COLUMNS": "120", "TERM": "xterm"}
-    output = _run_in_terminal([sys.executable, "src/train.py", "trainer.max_epochs=1",
-                               f"hydra.run.dir={tmp_path}/run"], env)
+    env = {
+        **os.environ,
+        "CNNLAB_DATA_DIR": str(tmp_path / "data"),
+        "PYTHONWARNINGS": "ignore",
+        "COLUMNS": "120",
+        "TERM": "xterm",
+    }
+    output = _run_in_terminal(
+        [sys.executable, "src/train.py", "arch=small", "trainer.max_epochs=1", f"hydra.run.dir={tmp_path}/run"], env
+    )
     plain = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", output).replace("\r", "\n")
     assert "Testing" in plain  # the rich progress bars are drawn in a terminal
     lines = [line for line in plain.splitlines() if line.strip()]

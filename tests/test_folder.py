@@ -119,8 +119,7 @@ def test_cache_is_used_invalidated_and_never_trusted_blindly(tmp_path, caplog):
     with caplog.at_level(logging.INFO, logger="cnnlab"):
         third = folder_module(root)
     assert "made for other files" in caplog.text
-    assert any(torch.equal(x, torch.full((3, 8, 8), 7, dtype=torch.uint8))
-               for s in third.splits.values() for x in s.x)
+    assert any(torch.equal(x, torch.full((3, 8, 8), 7, dtype=torch.uint8)) for s in third.splits.values() for x in s.x)
     # corrupt: rebuilt with a warning, not trusted
     cache_files[0].write_bytes(b"garbage")
     caplog.clear()
@@ -128,8 +127,12 @@ def test_cache_is_used_invalidated_and_never_trusted_blindly(tmp_path, caplog):
         folder_module(root)
     assert "unreadable image cache" in caplog.text
     # a cache that would need unpickling (an object array) is refused, never unpickled
-    np.savez(cache_files[0], x=np.array([object()], dtype=object), ok=np.ones(1, bool),
-             header=np.frombuffer(json.dumps({"version": 1}).encode(), np.uint8))
+    np.savez(
+        cache_files[0],
+        x=np.array([object()], dtype=object),
+        ok=np.ones(1, bool),
+        header=np.frombuffer(json.dumps({"version": 1}).encode(), np.uint8),
+    )
     caplog.clear()
     with caplog.at_level(logging.INFO, logger="cnnlab"):
         rebuilt = folder_module(root)
@@ -146,19 +149,25 @@ def test_mean_and_std_come_from_the_training_images(tmp_path):
     assert given.info.mean == (0.5, 0.5, 0.5)
 
 
-@pytest.mark.parametrize("make, options, message", [
-    (lambda r: None, {}, "does not exist or is not a folder"),
-    (lambda r: r.mkdir(), {}, "holds no class folders"),
-    (lambda r: write_images(r, classes=("cat",)), {}, "has one class folder (cat)"),
-    (lambda r: (write_images(r), (r / "emu").mkdir()), {}, "emu holds no images"),
-    (lambda r: (write_images(r / "train"), write_images(r / "test", classes=("cat", "dog", "owl"))), {},
-     "only in train: ['fox']; only in test: ['owl']"),
-    (lambda r: write_images(r, n_per_class=2), {"val_fraction": 0.05}, "val_fraction = 0.05 of 6 images leaves"),
-    (lambda r: write_images(r), {"val_fraction": 0.6, "test_fraction": 0.5}, "must leave images for training"),
-    (lambda r: write_images(r), {"image_size": [0, 4]}, "data.image_size"),
-    (lambda r: write_images(r), {"channels": 2}, "data.channels = 2"),
-    (lambda r: (write_images(r), (r / "dog" / "x.jpg").write_bytes(b"no jpeg")), {}, "dog/x.jpg: not a readable"),
-])
+@pytest.mark.parametrize(
+    "make, options, message",
+    [
+        (lambda r: None, {}, "does not exist or is not a folder"),
+        (lambda r: r.mkdir(), {}, "holds no class folders"),
+        (lambda r: write_images(r, classes=("cat",)), {}, "has one class folder (cat)"),
+        (lambda r: (write_images(r), (r / "emu").mkdir()), {}, "emu holds no images"),
+        (
+            lambda r: (write_images(r / "train"), write_images(r / "test", classes=("cat", "dog", "owl"))),
+            {},
+            "only in train: ['fox']; only in test: ['owl']",
+        ),
+        (lambda r: write_images(r, n_per_class=2), {"val_fraction": 0.05}, "val_fraction = 0.05 of 6 images leaves"),
+        (lambda r: write_images(r), {"val_fraction": 0.6, "test_fraction": 0.5}, "must leave images for training"),
+        (lambda r: write_images(r), {"image_size": [0, 4]}, "data.image_size"),
+        (lambda r: write_images(r), {"channels": 2}, "data.channels = 2"),
+        (lambda r: (write_images(r), (r / "dog" / "x.jpg").write_bytes(b"no jpeg")), {}, "dog/x.jpg: not a readable"),
+    ],
+)
 def test_bad_folders_are_one_sentence(tmp_path, make, options, message):
     root = tmp_path / "images"
     make(root)
@@ -209,7 +218,8 @@ def test_train_eval_predict_and_export_from_a_folder(train, fit, tmp_path):
     from cnnlab.checks.deploy import check_export
     from cnnlab.deploy import export
 
-    model_file = export(*check_export(compose("export", f"ckpt_path={ckpt}", "format=onnx",
-                                              f"paths.output_dir={tmp_path / 'export'}")))
+    model_file = export(
+        *check_export(compose("export", f"ckpt_path={ckpt}", "format=onnx", f"paths.output_dir={tmp_path / 'export'}"))
+    )
     meta = {p.key: p.value for p in onnx.load(str(model_file)).metadata_props}
     assert json.loads(meta["class_names"]) == list(CLASSES)

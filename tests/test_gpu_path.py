@@ -40,8 +40,13 @@ def test_a_compiled_network_compiles_once_for_training_and_once_for_evaluation(t
     quiet_lightning()
     torch._dynamo.reset()
     before = torch._dynamo.utils.counters["stats"]["unique_graphs"]
-    plan = train_plan(tmp_path / "run", "arch=small", "model.compile=eager", "trainer.max_epochs=3",
-                      "trainer.enable_progress_bar=false").replace(quiet=True)
+    plan = train_plan(
+        tmp_path / "run",
+        "arch=small",
+        "model.compile=eager",
+        "trainer.max_epochs=3",
+        "trainer.enable_progress_bar=false",
+    ).replace(quiet=True)
     count = GraphCount()
     run = build(plan, callbacks=[count])
     run.trainer.fit(run.model, datamodule=run.datamodule)
@@ -51,8 +56,10 @@ def test_a_compiled_network_compiles_once_for_training_and_once_for_evaluation(t
     assert graphs[2] == 2 and set(graphs[2:]) == {2}  # after the first epoch: nothing new, the test included
 
 
-@pytest.mark.parametrize("option, needed, free, kept", [
-    ("auto", 300, 1000, True), ("auto", 600, 1000, False), (True, 900, 1000, True), (False, 1, 1000, False)])
+@pytest.mark.parametrize(
+    "option, needed, free, kept",
+    [("auto", 300, 1000, True), ("auto", 600, 1000, False), (True, 900, 1000, True), (False, 1, 1000, False)],
+)
 def test_data_on_device_keeps_what_fits(option, needed, free, kept):
     assert fits_on_device(option, needed, free, "cuda:0") is kept
 

@@ -12,17 +12,40 @@ from cnnlab.layers import build_network
 
 small_int = st.integers(min_value=-1, max_value=6)
 size = st.one_of(small_int, st.lists(small_int, min_size=0, max_size=3), st.just("3"), st.none())
-anything = st.one_of(st.none(), st.booleans(), st.integers(-5, 200), st.floats(-10, 120), st.just(float("nan")),
-                     st.sampled_from(["relu", "gelu", "softmax", "same", "valid", "max", "avg", "bogus"]))
+anything = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-5, 200),
+    st.floats(-10, 120),
+    st.just(float("nan")),
+    st.sampled_from(["relu", "gelu", "softmax", "same", "valid", "max", "avg", "bogus"]),
+)
 
 
 @st.composite
 def layer(draw):
     kind = draw(st.sampled_from(["C", "P", "FC", "T", "DO", "A", "BN", "GAP", "F", "X"]))
     spec = {"type": kind}
-    for name in draw(st.lists(st.sampled_from(["num_output", "kernel_size", "stride", "padding", "activation",
-                                               "drop_out", "pool", "batch_norm", "bias", "unknown"]),
-                              max_size=4, unique=True)):
+    for name in draw(
+        st.lists(
+            st.sampled_from(
+                [
+                    "num_output",
+                    "kernel_size",
+                    "stride",
+                    "padding",
+                    "activation",
+                    "drop_out",
+                    "pool",
+                    "batch_norm",
+                    "bias",
+                    "unknown",
+                ]
+            ),
+            max_size=4,
+            unique=True,
+        )
+    ):
         spec[name] = draw(size if name in ("kernel_size", "stride") else anything)
     if kind in ("C", "FC"):
         spec.setdefault("num_output", draw(st.integers(1, 8)))
@@ -36,8 +59,12 @@ def layer(draw):
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(layers=st.lists(layer(), min_size=0, max_size=6), terminal=st.booleans(),
-       shape=st.sampled_from([(1, 8, 8), (3, 5, 7), (1, 28, 28), (2, 1, 1)]), classes=st.integers(1, 12))
+@given(
+    layers=st.lists(layer(), min_size=0, max_size=6),
+    terminal=st.booleans(),
+    shape=st.sampled_from([(1, 8, 8), (3, 5, 7), (1, 28, 28), (2, 1, 1)]),
+    classes=st.integers(1, 12),
+)
 def test_layer_lists_are_accepted_and_run_or_refused_with_arch_error(layers, terminal, shape, classes):
     if terminal:
         layers = [*layers, {"type": "T"}]

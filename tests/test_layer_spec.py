@@ -39,16 +39,28 @@ def test_seed_list_parses_with_percent_dropout_and_pairs():
 
 def test_defaults_are_filled():
     spec = parse_layers([{"type": "C", "num_output": 8, "kernel_size": 3}, {"type": "T"}])[0]
-    assert spec.args == {"num_output": 8, "kernel_size": (3, 3), "stride": (1, 1), "padding": "same",
-                         "activation": "relu", "batch_norm": False, "bias": True, "drop_out": 0.0,
-                         "init": "default", "freeze_weights": False}
+    assert spec.args == {
+        "num_output": 8,
+        "kernel_size": (3, 3),
+        "stride": (1, 1),
+        "padding": "same",
+        "activation": "relu",
+        "batch_norm": False,
+        "bias": True,
+        "drop_out": 0.0,
+        "init": "default",
+        "freeze_weights": False,
+    }
 
 
-@pytest.mark.parametrize("name, text", [
-    ("seed.py.json", SEED_PYTHON),  # the seed README's own Python-literal form, verbatim
-    ("seed.json", json.dumps(SEED)),
-    ("seed.yaml", yaml.safe_dump({"layers": SEED})),
-])
+@pytest.mark.parametrize(
+    "name, text",
+    [
+        ("seed.py.json", SEED_PYTHON),  # the seed README's own Python-literal form, verbatim
+        ("seed.json", json.dumps(SEED)),
+        ("seed.yaml", yaml.safe_dump({"layers": SEED})),
+    ],
+)
 def test_files_load_verbatim(tmp_path, name, text):
     path = tmp_path / name
     path.write_text(text)
@@ -105,8 +117,7 @@ BAD = [
     ([C], ["no terminal layer", "{type: T}"]),
     ([C, T, {"type": "FC", "num_output": 4}], ["layer 1 (T)", "must be last", "layer 2 (FC)"]),
     ([], ["non-empty list"]),
-    ([C, {"type": "R", "layers": [{**C, "kernel_size": 0}]}, T],
-     ["layer 1 (R) > layer 0 (C)", "'kernel_size'", "0"]),
+    ([C, {"type": "R", "layers": [{**C, "kernel_size": 0}]}, T], ["layer 1 (R) > layer 0 (C)", "'kernel_size'", "0"]),
     ([C, {"type": "R", "layers": [C, {"type": "T"}]}, T], ["layer 1 (R) > layer 1 (T)", "cannot sit inside"]),
     ([C, {"type": "R", "layers": []}, T], ["layer 1 (R)", "'layers'", "non-empty list"]),
     ([C, {"type": "R"}, T], ["layer 1 (R)", "missing required field 'layers'"]),

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import multiprocessing
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -19,8 +20,14 @@ from tests.test_scale import sweep
 from tests.test_stream import digits_shards  # noqa: F401 - the shards fixture
 from tests.test_train_cli import read_confusion
 
-TWO_NODES = ("trainer=ddp_cpu", "trainer.num_nodes=2", "trainer.devices=1", "arch=small", "trainer.max_epochs=2",
-             "data.batch_size=64")
+TWO_NODES = (
+    "trainer=ddp_cpu",
+    "trainer.num_nodes=2",
+    "trainer.devices=1",
+    "arch=small",
+    "trainer.max_epochs=2",
+    "data.batch_size=64",
+)
 
 
 def _free_port() -> int:
@@ -30,11 +37,20 @@ def _free_port() -> int:
 
 
 def _node(rank: int, port: int, run_dir: Path, *overrides: str, **env) -> subprocess.Popen:
-    env = {**os.environ, "NODE_RANK": str(rank), "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port),
-           "PYTHONPATH": str(ROOT), "CNNLAB_DATA_DIR": str(run_dir.parent / "data"), **env}
+    env = {
+        **os.environ,
+        "NODE_RANK": str(rank),
+        "MASTER_ADDR": "127.0.0.1",
+        "MASTER_PORT": str(port),
+        "PYTHONPATH": str(ROOT),
+        "CNNLAB_DATA_DIR": str(run_dir.parent / "data"),
+        **env,
+    }
     cmd = [sys.executable, "src/train.py", *overrides, f"hydra.run.dir={run_dir}"]
     log = open(run_dir.parent / f"{run_dir.name}.log", "w")  # noqa: SIM115 - a file, not a pipe that could fill up
-    node = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, text=True)
+    node = subprocess.Popen(
+        cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, text=True, start_new_session=True
+    )  # its own process group: a kill reaches the processes it forks
     node.log_path = Path(log.name)
     return node
 
@@ -48,12 +64,12 @@ def _finish(nodes: list[subprocess.Popen], timeout: float) -> list[str]:
         time.sleep(0.5)
     for node in nodes:
         if node.poll() is None:
-            node.kill()
+            os.killpg(node.pid, signal.SIGKILL)
         node.wait()
     return [node.log_path.read_text() for node in nodes]
 
 
-@pytest.mark.parametrize("data", ["in_memory", "stream"])
+@pytest.mark.parametrize("data", [pytest.param("in_memory", marks=pytest.mark.slow), "stream"])
 def test_two_nodes_on_one_box_count_every_image_once(tmp_path, data, digits_shards):  # noqa: F811
     stream = ("data=stream", f"data.root={digits_shards}") if data == "stream" else ()
     probe = ("+callbacks.probe._target_=tests.probes.RecordTrainImages", f"+callbacks.probe.folder={tmp_path / 'seen'}")
@@ -65,8 +81,9 @@ def test_two_nodes_on_one_box_count_every_image_once(tmp_path, data, digits_shar
     # one test set, evaluated half on each node, reduced on the master, which alone writes the reports
     assert read_confusion(tmp_path / "node0" / "confusion_matrix.csv").sum() == 360
     assert (tmp_path / "node0" / "summary.txt").is_file()
-    assert not {"results.json", "summary.txt", "confusion_matrix.csv", "metrics.csv"} & \
-        {p.name for p in (tmp_path / "node1").iterdir()}
+    assert not {"results.json", "summary.txt", "confusion_matrix.csv", "metrics.csv"} & {
+        p.name for p in (tmp_path / "node1").iterdir()
+    }
     # every training image at most once per epoch across the two nodes, the same number of batches on each
     seen = {rank: (tmp_path / "seen" / f"rank{rank}.txt").read_text().split("\n")[:-1] for rank in (0, 1)}
     assert len(seen[0]) == len(seen[1])
@@ -86,14 +103,20 @@ def test_a_node_that_cannot_reach_its_master_stops_in_one_sentence(tmp_path):
     assert time.monotonic() - start < 60
 
 
-@pytest.mark.parametrize("env, fragment", [
-    ({"NODE_RANK": "1", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "29x00"}, "MASTER_PORT='29x00'; expected the"),
-    ({"NODE_RANK": "0", "MASTER_PORT": "99999"}, "MASTER_PORT='99999'; expected the master's port number, 1..65535"),
-    ({"NODE_RANK": "0", "MASTER_PORT": "abc"}, "MASTER_PORT='abc'"),  # the master opens it: checked there too
-    ({"NODE_RANK": "1"}, "NODE_RANK=1 with trainer.num_nodes=2 needs MASTER_ADDR"),  # would wait forever
-    ({"NODE_RANK": "2", "MASTER_ADDR": "127.0.0.1"}, "NODE_RANK='2'; expected this machine's rank, 0..1"),
-    ({"NODE_RANK": "one", "MASTER_ADDR": "127.0.0.1"}, "NODE_RANK='one'"),
-])
+@pytest.mark.parametrize(
+    "env, fragment",
+    [
+        ({"NODE_RANK": "1", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "29x00"}, "MASTER_PORT='29x00'; expected the"),
+        (
+            {"NODE_RANK": "0", "MASTER_PORT": "99999"},
+            "MASTER_PORT='99999'; expected the master's port number, 1..65535",
+        ),
+        ({"NODE_RANK": "0", "MASTER_PORT": "abc"}, "MASTER_PORT='abc'"),  # the master opens it: checked there too
+        ({"NODE_RANK": "1"}, "NODE_RANK=1 with trainer.num_nodes=2 needs MASTER_ADDR"),  # would wait forever
+        ({"NODE_RANK": "2", "MASTER_ADDR": "127.0.0.1"}, "NODE_RANK='2'; expected this machine's rank, 0..1"),
+        ({"NODE_RANK": "one", "MASTER_ADDR": "127.0.0.1"}, "NODE_RANK='one'"),
+    ],
+)
 def test_the_node_environment_is_checked_before_anything_is_built(env, fragment):
     from cnnlab.checks.nodes import read_nodes
     from cnnlab.errors import ConfigError
@@ -107,10 +130,16 @@ def test_the_node_environment_is_checked_before_anything_is_built(env, fragment)
 
 def test_parallel_sweep_runs_jobs_side_by_side_one_device_each(tmp_path):
     out = tmp_path / "sweep"
-    proc = sweep(out, "hydra/launcher=parallel", "arch=small", "trainer.max_epochs=2", "optim.lr=-1,1e-3,3e-3",
-                 "+callbacks.probe._target_=tests.probes.RecordVisibleDevices",
-                 "+callbacks.probe.folder=${hydra:runtime.output_dir}",
-                 env={"CUDA_VISIBLE_DEVICES": "3,5", "PYTHONPATH": str(ROOT)})
+    proc = sweep(
+        out,
+        "hydra/launcher=parallel",
+        "arch=small",
+        "trainer.max_epochs=2",
+        "optim.lr=-1,1e-3,3e-3",
+        "+callbacks.probe._target_=tests.probes.RecordVisibleDevices",
+        "+callbacks.probe.folder=${hydra:runtime.output_dir}",
+        env={"CUDA_VISIBLE_DEVICES": "3,5", "PYTHONPATH": str(ROOT)},
+    )
     assert proc.returncode == 1, proc.stderr[-3000:]  # finished, and says a job failed
     with open(out / "summary.csv", newline="") as f:
         rows = {r["job"]: r for r in csv.DictReader(f)}
@@ -118,8 +147,10 @@ def test_parallel_sweep_runs_jobs_side_by_side_one_device_each(tmp_path):
     assert (out / "0" / "error.txt").is_file()
     assert rows["1"]["status"] == rows["2"]["status"] == "completed"  # the failure stopped nothing
     # jobs 1 and 2 ran at the same time, in two worker processes, each seeing one of the two devices
-    spans = {j: ((out / j / ".hydra" / "config.yaml").stat().st_mtime, (out / j / "results.json").stat().st_mtime)
-             for j in ("1", "2")}
+    spans = {
+        j: ((out / j / ".hydra" / "config.yaml").stat().st_mtime, (out / j / "results.json").stat().st_mtime)
+        for j in ("1", "2")
+    }
     assert spans["1"][0] < spans["2"][1] and spans["2"][0] < spans["1"][1], spans
     devices = {j: (out / j / "devices.txt").read_text().split() for j in ("1", "2")}
     assert {devices["1"][0], devices["2"][0]} == {"3", "5"} and devices["1"][1] != devices["2"][1]

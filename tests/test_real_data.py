@@ -52,16 +52,20 @@ def cifar10_both_layouts(tmp_path_factory):
     root = tmp_path_factory.mktemp("cifar10")
     with tarfile.open(CIFAR10_JPEG) as tar:
         tar.extractall(root / "jpeg", filter="data")
-    subprocess.run([sys.executable, str(CIFAR10_JPEG.with_name("to_python_layout.py")), str(root / "python")],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [sys.executable, str(CIFAR10_JPEG.with_name("to_python_layout.py")), str(root / "python")],
+        check=True,
+        capture_output=True,
+    )
     return root / "jpeg", root / "python"
 
 
 @pytest.mark.skipif(not CIFAR10_JPEG.is_file(), reason="no real CIFAR-10 JPEG copy")
 def test_cifar10_folders_read_the_same_pixels_and_labels_as_the_python_layout(cifar10_both_layouts):
     jpeg, python = cifar10_both_layouts
-    folder = make_datamodule({"family": "folder", "root": str(jpeg), "val_fraction": 5000 / 60000, "cache": False},
-                             SHARED)
+    folder = make_datamodule(
+        {"family": "folder", "root": str(jpeg), "val_fraction": 5000 / 60000, "cache": False}, SHARED
+    )
     folder.setup()
     assert folder.class_names == list(make_datamodule({"family": "cifar10"}, python).class_names)
     assert {k: len(v) for k, v in folder.splits.items()} == {"train": 45_000, "val": 5_000, "test": 10_000}
@@ -80,8 +84,15 @@ def test_cifar10_folders_train_to_the_same_accuracy(cifar10_both_layouts, train)
     splits differ (stratified fractions vs a random 5,000), so the test accuracies agree within noise."""
     jpeg, python = cifar10_both_layouts
     short = ("experiment=best_cifar10", "trainer.max_epochs=2", "data.train_eval_size=1000")
-    from_folder = train(*short, "data=folder", f"data.root={jpeg}", f"data.val_fraction={5000 / 60000}",
-                        "data.mean=[0.4914,0.4822,0.4465]", "data.std=[0.2470,0.2435,0.2616]", timeout=3600)
+    from_folder = train(
+        *short,
+        "data=folder",
+        f"data.root={jpeg}",
+        f"data.val_fraction={5000 / 60000}",
+        "data.mean=[0.4914,0.4822,0.4465]",
+        "data.std=[0.2470,0.2435,0.2616]",
+        timeout=3600,
+    )
     from_python = train(*short, "data.download=false", data_dir=python, timeout=3600)
     assert from_folder.returncode == 0, from_folder.output[-3000:]
     assert from_python.returncode == 0, from_python.output[-3000:]
@@ -94,8 +105,9 @@ def test_cifar10_streamed_from_shards_trains_to_the_in_memory_accuracy(cifar10_b
     against the same folders in memory: 2 epochs of best_cifar10, test accuracy within 1.5 points."""
     jpeg, _ = cifar10_both_layouts
     split = f"data.val_fraction={5000 / 60000}"
-    prepared = train("data=folder", f"data.root={jpeg}", split, f"out={tmp_path / 'shards'}", script="prepare.py",
-                     timeout=600)
+    prepared = train(
+        "data=folder", f"data.root={jpeg}", split, f"out={tmp_path / 'shards'}", script="prepare.py", timeout=600
+    )
     assert prepared.returncode == 0, prepared.output[-3000:]
     short = ("experiment=best_cifar10", "trainer.max_epochs=2")
     in_memory = train(*short, "data=folder", f"data.root={jpeg}", split, timeout=3600)

@@ -24,9 +24,12 @@ from cnnlab.optim import KernelMuon, muon
 from cnnlab.tta import vote
 from tests.conftest import compose_train
 
-NET = [{"type": "C", "num_output": 8, "kernel_size": 3, "batch_norm": True},
-       {"type": "C", "num_output": 8, "kernel_size": 3, "init": "dirac", "freeze_weights": True},
-       {"type": "FC", "num_output": 16}, {"type": "T"}]
+NET = [
+    {"type": "C", "num_output": 8, "kernel_size": 3, "batch_norm": True},
+    {"type": "C", "num_output": 8, "kernel_size": 3, "init": "dirac", "freeze_weights": True},
+    {"type": "FC", "num_output": 16},
+    {"type": "T"},
+]
 SGD = functools.partial(torch.optim.SGD, lr=0.05, momentum=0.9)
 MUON = functools.partial(muon, other=SGD, lr=0.1, momentum=0.6, ns_steps=3)
 
@@ -108,8 +111,9 @@ def test_muon_state_round_trips_through_a_checkpoint(tmp_path):
 
 def test_muon_trains_with_lightning_and_refuses_a_list_without_matrices(tmp_path):
     model, dm = _model(tmp_path)
-    trainer = pl.Trainer(max_epochs=2, logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                         enable_model_summary=False)
+    trainer = pl.Trainer(
+        max_epochs=2, logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False
+    )
     trainer.fit(model, datamodule=dm)
     assert trainer.callback_metrics["val/acc"] > 0.5  # 2 epochs on digits: far above chance (0.1)
     with pytest.raises(ConfigError, match="optim=muon .* this layer list has none"):
@@ -145,8 +149,7 @@ def test_width_scales_c_and_fc_to_multiples_of_8_and_keeps_t_and_whitening():
 
 
 def test_repeat_unrolls_and_depth_multiplies_it():
-    block = {"type": "REPEAT", "times": 2, "layers": [{"type": "C", "num_output": 8, "kernel_size": 3},
-                                                      {"type": "BN"}]}
+    block = {"type": "REPEAT", "times": 2, "layers": [{"type": "C", "num_output": 8, "kernel_size": 3}, {"type": "BN"}]}
     layers = [block, {"type": "GAP"}, {"type": "T"}]
     assert [s.type for s in resize(parse_layers(layers))] == ["C", "BN", "C", "BN", "GAP", "T"]
     deeper = resize(parse_layers(layers), width=2, depth=1.5)
@@ -157,11 +160,16 @@ def test_repeat_unrolls_and_depth_multiplies_it():
     assert len(resize(parse_layers(nested))[0]["layers"]) == 4  # unrolled inside a residual block too
 
 
-@pytest.mark.parametrize("overrides, message", [
-    (["arch.width=0"], "arch.width = 0"), (["arch.width=-1.5"], "arch.width = -1.5"),
-    (["arch.width=wide"], "arch.width = 'wide'; expected a number > 0"), (["arch.width=true"], "arch.width = True"),
-    (["arch.depth=2"], "arch.depth = 2, but the layer list has no REPEAT block"),
-])
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (["arch.width=0"], "arch.width = 0"),
+        (["arch.width=-1.5"], "arch.width = -1.5"),
+        (["arch.width=wide"], "arch.width = 'wide'; expected a number > 0"),
+        (["arch.width=true"], "arch.width = True"),
+        (["arch.depth=2"], "arch.depth = 2, but the layer list has no REPEAT block"),
+    ],
+)
 def test_bad_multipliers_are_one_sentence(overrides, message):
     with pytest.raises(ConfigError, match=message):
         _raw(compose_train(*overrides).arch)
@@ -218,11 +226,16 @@ def test_mixup_trains_on_mixed_targets_through_the_model(tmp_path):
     assert loss.item() != pytest.approx(F.cross_entropy(model(x), y).item(), rel=1e-2)
 
 
-@pytest.mark.parametrize("options, message", [
-    ({"alpha": -1, "share": 0.5}, "model.mixup.alpha = -1"), ({"alpha": 0.2, "share": 1.5}, "model.mixup.share = 1.5"),
-    ({"alpha": 0.2, "share": True}, "model.mixup.share = True"), ({"beta": 1}, "model.mixup.beta is not an option"),
-    ("lots", "model.mixup = 'lots'"),
-])
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        ({"alpha": -1, "share": 0.5}, "model.mixup.alpha = -1"),
+        ({"alpha": 0.2, "share": 1.5}, "model.mixup.share = 1.5"),
+        ({"alpha": 0.2, "share": True}, "model.mixup.share = True"),
+        ({"beta": 1}, "model.mixup.beta is not an option"),
+        ("lots", "model.mixup = 'lots'"),
+    ],
+)
 def test_bad_mixing_options_are_one_sentence(options, message):
     with pytest.raises(OptionError, match=message):
         ModelOptions.read({"mixup": options})
@@ -246,8 +259,15 @@ def test_ema_averages_without_moving_the_model_and_ends_on_the_average(tmp_path)
     model, dm = _model(tmp_path, layers=[{"type": "GAP"}, {"type": "T"}], optimizer=SGD, reg=0.0)
     seen = []
     ema = EMA(every=1, decay=0.5, power=0)
-    trainer = pl.Trainer(max_steps=4, logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                         enable_model_summary=False, limit_val_batches=0, callbacks=[ema, _Record(seen)])
+    trainer = pl.Trainer(
+        max_steps=4,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        limit_val_batches=0,
+        callbacks=[ema, _Record(seen)],
+    )
     trainer.fit(model, datamodule=dm)
     average = seen[0]
     for k in range(1, 4):
@@ -267,7 +287,7 @@ def test_crops_average_the_image_and_its_four_corner_shifts():
     x = torch.randn(2, 1, 8, 8)
     net(x)
     padded = F.pad(x, (2,) * 4, mode="reflect")
-    views = [x] + [padded[..., dy:dy + 8, dx:dx + 8] for dy in (0, 4) for dx in (0, 4)]
+    views = [x] + [padded[..., dy : dy + 8, dx : dx + 8] for dy in (0, 4) for dx in (0, 4)]
     assert torch.allclose(vote(net, x, ("crops",)), sum(net(v) for v in views) / 5, atol=1e-6)
     ten = sum((net(v) + net(v.flip(3))) / 2 for v in views) / 5
     assert torch.allclose(vote(net, x, ("flip", "crops")), ten, atol=1e-6)

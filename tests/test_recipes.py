@@ -29,10 +29,23 @@ def test_warmup_linear_rises_then_decays_to_final():
 
 def _fit(scheduler, tmp_path, **model_options):
     dm = make_datamodule({"family": "digits", "batch_size": 64, "test_size": 360, "val_size": 180}, tmp_path)
-    model = LayerListClassifier(SMALL, {**dm.info.to_dict(), "config": {}}, optimizer=functools.partial(torch.optim.SGD,
-                                lr=0.1), scheduler=scheduler, reg=0.0, **model_options)
-    trainer = pl.Trainer(max_epochs=2, limit_train_batches=5, limit_val_batches=1, logger=False,
-                         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)
+    model = LayerListClassifier(
+        SMALL,
+        {**dm.info.to_dict(), "config": {}},
+        optimizer=functools.partial(torch.optim.SGD, lr=0.1),
+        scheduler=scheduler,
+        reg=0.0,
+        **model_options,
+    )
+    trainer = pl.Trainer(
+        max_epochs=2,
+        limit_train_batches=5,
+        limit_val_batches=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
     trainer.fit(model, datamodule=dm)
     return trainer, model, dm
 

@@ -27,8 +27,9 @@ def trials(folder):
 
 def search(out, *overrides):
     """What `python src/search.py <overrides> hydra.run.dir=<out>` does, in this process."""
-    return run_search(check_search(compose("search", *overrides, f"paths.output_dir={out}",
-                                           f"paths.data_dir={out.parent / 'data'}")))
+    return run_search(
+        check_search(compose("search", *overrides, f"paths.output_dir={out}", f"paths.data_dir={out.parent / 'data'}"))
+    )
 
 
 def test_search_writes_outputs_and_its_best_arch_trains(tmp_path, fit, capsys):
@@ -49,8 +50,19 @@ def test_a_trial_trains_through_train_pys_path_and_a_nan_trial_fails_with_its_re
     """optim=, model.* and the NaN stop reach every trial, as they reach `train.py`; a diverging trial is recorded as
     failed with the reason, and the study goes on."""
     out = tmp_path / "study"
-    search(out, "n_trials=2", "optim=gd", "~search.lr", "+search.lr=[1.0e12]", "~search.reg", "+search.reg=[0.0]",
-           "search.batch_norm=[false]", "model.label_smoothing=0.1", "sampler_seed=0", *FAST)  # BN could tame it
+    search(
+        out,
+        "n_trials=2",
+        "optim=gd",
+        "~search.lr",
+        "+search.lr=[1.0e12]",
+        "~search.reg",
+        "+search.reg=[0.0]",
+        "search.batch_norm=[false]",
+        "model.label_smoothing=0.1",
+        "sampler_seed=0",
+        *FAST,
+    )  # BN could tame it
     rows = trials(out)
     assert [r["state"] for r in rows] == ["FAIL", "FAIL"]
     assert all("NonFiniteLoss: the training loss became" in r["reason"] for r in rows)
@@ -74,8 +86,17 @@ def test_two_workers_share_one_sqlite_study(tmp_path):
     db = tmp_path / "shared.db"
     env = {**os.environ, "CNNLAB_DATA_DIR": str(tmp_path / "data")}
     cmd = [sys.executable, "src/search.py", "n_trials=4", "study_name=shared", f"storage=sqlite:///{db}", *FAST]
-    workers = [subprocess.Popen([*cmd, f"hydra.run.dir={tmp_path}/w{i}"], cwd=ROOT, env=env,
-                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for i in range(2)]
+    workers = [
+        subprocess.Popen(
+            [*cmd, f"hydra.run.dir={tmp_path}/w{i}"],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for i in range(2)
+    ]
     outputs = [w.communicate(timeout=600)[0] for w in workers]
     assert all(w.returncode == 0 for w in workers), outputs
     import optuna
@@ -87,17 +108,22 @@ def test_two_workers_share_one_sqlite_study(tmp_path):
     assert all(t.state.is_finished() for t in study.trials)
 
 
-@pytest.mark.parametrize("overrides, fragment", [
-    (("search.blocks.low=5",), "search.blocks = {'low': 5, 'high': 3}; expected a non-empty list of choices, or "
-                               "a range"),
-    (("+search.depth=3",), "search.depth is not an option here"),
-    (("search.width=[]",), "search.width = []"),
-    (("search.epochs=0",), "search.epochs = 0"),
-    (("objectives=[params]",), "objectives = ['params']"),
-    (("n_trials=0",), "n_trials = 0"),
-    (("agent.name=sarsa",), "agent = 'sarsa'"),
-    (("sampler_seed=-1",), "sampler_seed = -1"),
-])
+@pytest.mark.parametrize(
+    "overrides, fragment",
+    [
+        (
+            ("search.blocks.low=5",),
+            "search.blocks = {'low': 5, 'high': 3}; expected a non-empty list of choices, or a range",
+        ),
+        (("+search.depth=3",), "search.depth is not an option here"),
+        (("search.width=[]",), "search.width = []"),
+        (("search.epochs=0",), "search.epochs = 0"),
+        (("objectives=[params]",), "objectives = ['params']"),
+        (("n_trials=0",), "n_trials = 0"),
+        (("agent.name=sarsa",), "agent = 'sarsa'"),
+        (("sampler_seed=-1",), "sampler_seed = -1"),
+    ],
+)
 def test_bad_space_is_refused_before_any_trial(tmp_path, overrides, fragment):
     with pytest.raises(ConfigError) as info:
         search(tmp_path, *overrides)
@@ -109,8 +135,10 @@ def test_a_storage_that_cannot_be_opened_is_one_sentence(tmp_path):
     from cnnlab.search.study import Search
 
     for url, fragments in (
-        ("sqlite:////no/such/dir/x.db", ["storage=sqlite:////no/such/dir/x.db cannot be opened",
-                                         "check that the folder exists"]),
+        (
+            "sqlite:////no/such/dir/x.db",
+            ["storage=sqlite:////no/such/dir/x.db cannot be opened", "check that the folder exists"],
+        ),
         ("postgresql://me:secret@127.0.0.1:1/x", ["storage=postgresql://me:***@127.0.0.1:1/x cannot be opened"]),
     ):
         plan = check_search(compose("search", "n_trials=1", f"storage={url}", f"paths.output_dir={tmp_path}"))

@@ -14,10 +14,21 @@ from cnnlab.search.qlearning import Path, QLearningSampler, check_schedule, epsi
 from cnnlab.search.sequential import SequentialSpace
 from tests.test_search import search, trials
 
-SPACE = {"kind": "sequential", "max_depth": 5, "max_fc": 2, "fc_max_size": 4,
-         "conv": {"num_output": [4, 8], "kernel_size": [3, 5], "stride": [1], "padding": ["valid"]},
-         "pool": {"kernel_size": [2], "stride": [2]}, "fc": {"num_output": [16, 32]}, "drop_out": [20],
-         "activation": "relu", "lr": 1e-3, "reg": 0.0, "batch_size": 32, "epochs": 1}
+SPACE = {
+    "kind": "sequential",
+    "max_depth": 5,
+    "max_fc": 2,
+    "fc_max_size": 4,
+    "conv": {"num_output": [4, 8], "kernel_size": [3, 5], "stride": [1], "padding": ["valid"]},
+    "pool": {"kernel_size": [2], "stride": [2]},
+    "fc": {"num_output": [16, 32]},
+    "drop_out": [20],
+    "activation": "relu",
+    "lr": 1e-3,
+    "reg": 0.0,
+    "batch_size": 32,
+    "epochs": 1,
+}
 SHAPE = (1, 12, 12)
 
 
@@ -38,8 +49,11 @@ def test_q_update_on_a_hand_built_replay():
 
 def _reward(layers) -> float:
     """A made-up objective the agent can learn: lists with an FC of 32 and few layers score high."""
-    return 0.5 + 0.3 * any(layer.get("num_output") == 32 and layer["type"] == "FC" for layer in layers) \
+    return (
+        0.5
+        + 0.3 * any(layer.get("num_output") == 32 and layer["type"] == "FC" for layer in layers)
         - 0.02 * len(layers)
+    )
 
 
 def _search(sampler, storage=None, n=40, name="s"):
@@ -120,8 +134,15 @@ def test_schedules_and_spaces_are_checked_before_any_trial():
     with pytest.raises(ConfigError, match="max_depth = 1"):
         SequentialSpace({**SPACE, "max_depth": 1}, SHAPE, 10)
     with pytest.raises(ConfigError, match="T cannot be reached"):
-        SequentialSpace({**SPACE, "conv": {"num_output": [4], "kernel_size": [13], "padding": ["valid"]},
-                         "pool": {"kernel_size": [13], "padding": ["valid"]}}, SHAPE, 10)
+        SequentialSpace(
+            {
+                **SPACE,
+                "conv": {"num_output": [4], "kernel_size": [13], "padding": ["valid"]},
+                "pool": {"kernel_size": [13], "padding": ["valid"]},
+            },
+            SHAPE,
+            10,
+        )
     with pytest.raises(ConfigError, match="field 'num_output' = 0"):
         SequentialSpace({**SPACE, "fc": {"num_output": [0]}}, SHAPE, 10)
 
@@ -139,8 +160,10 @@ def test_qlearning_search_runs_and_writes_what_it_learnt(tmp_path, fit):
     fit("arch=file", f"arch.path={out / 'best_arch.yaml'}", "debug=fast")
     with pytest.raises(ConfigError, match="was searched with agent=qlearning"):
         search(out, "agent=random", "search=metaqnn", "n_trials=6", "study_name=mine", *FAST)
-    for overrides, fragment in ((("agent=qlearning", "n_trials=4", "agent.epsilon=[[1.0,3]]"), "covers 3 trials"),
-                                (("agent=qlearning", "search=cnn_small"), "needs a sequential space"),
-                                (("agent=qlearning", "search.max_depth=1"), "max_depth = 1")):
+    for overrides, fragment in (
+        (("agent=qlearning", "n_trials=4", "agent.epsilon=[[1.0,3]]"), "covers 3 trials"),
+        (("agent=qlearning", "search=cnn_small"), "needs a sequential space"),
+        (("agent=qlearning", "search.max_depth=1"), "max_depth = 1"),
+    ):
         with pytest.raises(ConfigError, match=fragment):
             search(tmp_path / "bad", *overrides)

@@ -16,9 +16,18 @@ from cnnlab.run import evaluate
 from tests.conftest import train_plan
 
 RUN_FILES = [
-    ".hydra/config.yaml", "config.yaml", "arch_table.txt", "checkpoints/best.ckpt", "checkpoints/last.ckpt",
-    "metrics.csv", "curves.png", "confusion_matrix.png", "confusion_matrix.csv",
-    "classification_report.txt", "classification_report.json", "results.json",
+    ".hydra/config.yaml",
+    "config.yaml",
+    "arch_table.txt",
+    "checkpoints/best.ckpt",
+    "checkpoints/last.ckpt",
+    "metrics.csv",
+    "curves.png",
+    "confusion_matrix.png",
+    "confusion_matrix.csv",
+    "classification_report.txt",
+    "classification_report.json",
+    "results.json",
 ]
 
 
@@ -70,8 +79,10 @@ def test_eval_reproduces_the_test_metrics(trained_run, tmp_path):
     results = eval_in_process(tmp_path / "eval", f"ckpt_path={trained_run.dir}/checkpoints/best.ckpt")
     for key in ("test/acc", "test/loss", "train_eval/acc"):
         assert results[key] == pytest.approx(trained_run.results()[key], abs=1e-6), key
-    assert read_confusion(tmp_path / "eval" / "confusion_matrix.csv").tolist() == \
-        read_confusion(trained_run.dir / "confusion_matrix.csv").tolist()
+    assert (
+        read_confusion(tmp_path / "eval" / "confusion_matrix.csv").tolist()
+        == read_confusion(trained_run.dir / "confusion_matrix.csv").tolist()
+    )
     assert (tmp_path / "eval" / "classification_report.txt").is_file()
     assert (tmp_path / "eval" / "curves.png").is_file()  # the training run's curves, from its metrics.csv
 
@@ -98,11 +109,18 @@ def test_default_experiment_reaches_95_percent(fit):
     assert fit().results()["test/acc"] >= 0.95
 
 
-@pytest.mark.parametrize("overrides", [
-    ("optim=sgd", "scheduler=cosine"), ("optim=rmsprop", "callbacks=early_stop"), ("optim=gd", "arch=seed_deep"),
-    ("scheduler=onecycle", "model.label_smoothing=0.1"), ("scheduler=warmup_linear", "arch=resnet_small"),
-    ("optim=muon", "arch=resnet_small"), ("callbacks=ema", "model.mixup.share=0.5", "model.cutmix.share=0.5"),
-])
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        ("optim=sgd", "scheduler=cosine"),
+        ("optim=rmsprop", "callbacks=early_stop"),
+        ("optim=gd", "arch=seed_deep"),
+        ("scheduler=onecycle", "model.label_smoothing=0.1"),
+        ("scheduler=warmup_linear", "arch=resnet_small"),
+        ("optim=muon", "arch=resnet_small"),
+        ("callbacks=ema", "model.mixup.share=0.5", "model.cutmix.share=0.5"),
+    ],
+)
 def test_optimizers_schedulers_and_archs_run(fit, overrides):
     has_arch = any(o.startswith("arch=") for o in overrides)
     run = fit(*overrides, "model.reg=0" if has_arch else "arch=small", "debug=fast")
