@@ -38,6 +38,13 @@ BEST = {
         100,
         40,
     ),
+    "best_cifar100_gpu": (
+        lambda root: data_files.write_cifar100(root, n_train=60, n_test=40),
+        ["data.val_size=20", "data.download=false", "trainer=cpu", "data.batch_size=16", "trainer.precision=32-true"],
+        (3, 32, 32),
+        100,
+        40,
+    ),
     "best_cifar100_resnet18": (
         lambda root: data_files.write_cifar100(root, n_train=60, n_test=40),
         ["data.val_size=20", "data.download=false"],
@@ -57,10 +64,12 @@ def test_best_arch_builds_on_its_data_set(experiment):
     net = build_network(layers_of(cfg), shape, classes)
     assert net.rows[-1].shape == (classes,)
     before_head = {row.type: row.shape for row in net.rows[:-1]}  # the last row of each type before T
-    if cfg.arch.name == "cifar_fast":  # valid pooling: 32 -> 31 -> 15 -> 7 -> 3 -> 1, one 256-vector
-        assert before_head["P"] == (256, 1, 1) and 1.9e6 < net.num_params < 2.1e6
+    if cfg.arch.name == "cifar_fast":  # valid pooling: 32 -> 31 -> 15 -> 7 -> 3 -> 1, one 256-vector at width 1
+        w = cfg.arch.width  # best_cifar100: 1.5, airbench's Muon widths 96/384/384
+        assert before_head["P"] == (round(256 * w), 1, 1) and 1.9e6 * w**2 < net.num_params < 2.1e6 * w**2
         assert net.rows[0].args == "24 k2x2 s1x1 pad valid gelu init-whiten frozen"  # airbench's 2x2 stem
-        assert net.rows[1].args == "64 k3x3 s1x1 no-bias init-dirac" and net.rows[3].args == "no-scale m0.4"
+        assert net.rows[1].args == f"{round(64 * w)} k3x3 s1x1 no-bias init-dirac"
+        assert net.rows[3].args == "no-scale m0.4"
         assert net.rows[-1].args.endswith("x0.111")  # logits x 1/9
     if cfg.arch.name == "vgg_fer":  # four pools: 48 -> 3, then FC 4096
         assert [r.shape for r in net.rows if r.type == "P"][-1] == (512, 3, 3) and before_head["FC"] == (4096,)
