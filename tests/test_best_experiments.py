@@ -53,6 +53,7 @@ BEST = {
         40,
     ),
     "best_fer2013": (data_files.write_fer, [], (1, 48, 48), 7, 14),
+    "best_fer2013_gpu": (data_files.write_fer, ["trainer=cpu", "trainer.precision=32-true"], (1, 48, 48), 7, 14),
     "best_fer2013_binary": (data_files.write_fer, [], (1, 48, 48), 2, 4),
 }
 
@@ -71,8 +72,10 @@ def test_best_arch_builds_on_its_data_set(experiment):
         assert net.rows[1].args == f"{round(64 * w)} k3x3 s1x1 no-bias init-dirac"
         assert net.rows[3].args == "no-scale m0.4"
         assert net.rows[-1].args.endswith("x0.111")  # logits x 1/9
-    if cfg.arch.name == "vgg_fer":  # four pools: 48 -> 3, then FC 4096
-        assert [r.shape for r in net.rows if r.type == "P"][-1] == (512, 3, 3) and before_head["FC"] == (4096,)
+    if cfg.arch.name == "vgg_fer":  # four pools: 48 -> 3, then FC 4096 at width 1 (best_fer2013: width 0.5)
+        w = cfg.arch.width
+        assert [r.shape for r in net.rows if r.type == "P"][-1] == (round(512 * w), 3, 3)
+        assert before_head["FC"] == (round(4096 * w),)
     if cfg.arch.name == "resnet18_cifar":  # 8 residual blocks, 32 -> 4 at 512 channels
         assert sum(r.type == "R" for r in net.rows) == 8 and before_head["R"] == (512, 4, 4)
 
