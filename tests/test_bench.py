@@ -77,6 +77,14 @@ def test_time_to_accuracy_plot_reads_run_directories(fit, tmp_path):
     assert rows[0]["time_to_1.01_s"] is None  # never reached
 
 
+def test_tta_views_benchmark_scores_the_validation_split(fit):
+    run = fit("trainer.max_epochs=1")
+    rows = _bench("tta_views").main([str(run.dir / "checkpoints" / "best.ckpt")])
+    assert list(rows) == ["none", "flip", "flip+translate", "flip+crops"]
+    assert rows["none"]["val_acc"] == round(run.results()["val/acc"], 4)  # the run's own validation, no views
+    assert all(0 <= r["val_acc"] <= 1 and r["seconds"] > 0 for r in rows.values())
+
+
 @pytest.mark.slow  # a minute: the agents themselves are tested in test_search_agents.py
 def test_search_agents_benchmark_end_to_end(tmp_path):
     data_files.write_mnist(tmp_path / "data", n_train=200, n_test=40)

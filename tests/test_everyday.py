@@ -121,6 +121,30 @@ def test_progress_after_a_resume_counts_only_what_this_run_did(caplog):
     assert 5 <= speed <= 7 and left.startswith("2m")  # 64 images in 10 s; 13 batches of 10 s left, not hours
 
 
+def test_time_left_in_a_later_epoch_counts_that_epochs_batches(tmp_path, caplog, monkeypatch):
+    """Every training batch takes 10 s of a fake clock: in the second epoch, 10 s per batch still to run (the
+    estimate once divided by Lightning's batch counter of the epoch before and read hours)."""
+    import cnnlab.progress
+    from tests.test_airbench_pieces import _model
+
+    now = [0.0]
+    monkeypatch.setattr(cnnlab.progress.time, "perf_counter", lambda: now[0])
+
+    class TenSeconds(pl.Callback):
+        def on_train_batch_start(self, *args):
+            now[0] += 10.0
+
+    model, dm = _model(tmp_path, [{"type": "GAP"}, {"type": "T"}])
+    trainer = pl.Trainer(max_epochs=2, limit_train_batches=6, limit_val_batches=1, logger=False,
+                         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+                         callbacks=[TenSeconds(), LineProgress(every_s=0)])
+    with caplog.at_level(logging.INFO, logger="cnnlab"):
+        trainer.fit(model, datamodule=dm)
+    second = [r.getMessage() for r in caplog.records if r.getMessage().startswith("epoch 2/2  batch")]
+    assert [re.search(r"batch (\d)/6", t).group(1) for t in second] == list("123456")
+    assert [re.search(r"epoch left ~(\S+)", t).group(1) for t in second] == ["50s", "40s", "30s", "20s", "10s", "0s"]
+
+
 def test_one_epoch_numbering_in_the_bar_and_the_lines(tmp_path):
     from cnnlab.progress import epoch_label
     from tests.test_airbench_pieces import _model

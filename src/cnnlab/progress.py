@@ -67,7 +67,8 @@ class LineProgress(pl.Callback):
     def __init__(self, every_s: float = 60.0):
         self.every_s = every_s
         self._start = self._epoch_start = self._last_line = 0.0
-        self._images, self._train_seconds, self._first_batch = 0, 0.0, 0
+        self._images, self._train_seconds = 0, 0.0
+        self._first_batch: int | None = None  # the first batch of the epoch that this process ran
         self._epochs_done_before = 0
         self._pending: int | None = None  # the epoch whose line waits for its metrics
         self._eval_start, self._last_eval_s = 0.0, 0.0
@@ -80,7 +81,7 @@ class LineProgress(pl.Callback):
     def _begin_epoch(self, trainer: pl.Trainer) -> None:
         self._epoch_start = self._last_line = time.perf_counter()
         self._images, self._train_seconds = 0, 0.0
-        self._first_batch = trainer.fit_loop.epoch_loop.batch_progress.current.ready  # after a resume: not 0
+        self._first_batch = None  # set by the epoch's first batch (after a resume: not 0)
 
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._flush(trainer)
@@ -89,6 +90,8 @@ class LineProgress(pl.Callback):
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs, batch,
                            batch_idx: int) -> None:
         self._images += len(batch[1])
+        if self._first_batch is None:
+            self._first_batch = batch_idx
         now = time.perf_counter()
         self._train_seconds = now - self._epoch_start  # training only: validation comes after the last batch
         if now - self._last_line < self.every_s or not trainer.is_global_zero:
