@@ -112,6 +112,14 @@ def fit(tmp_path, capsys):
     return _fit
 
 
+def bare_trainer(**options):
+    """A Lightning Trainer without the run's logger, checkpoints, bar or summary: for tests of one piece."""
+    import pytorch_lightning as pl
+
+    return pl.Trainer(logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                      enable_model_summary=False, **options)
+
+
 TINY = ("trainer.max_epochs=2", "data.batch_size=256")
 
 

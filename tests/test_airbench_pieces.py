@@ -21,6 +21,7 @@ from cnnlab.layers.init import WhiteningConv2d
 from cnnlab.model import LayerListClassifier
 from cnnlab.schedules import one_cycle
 from cnnlab.tta import vote
+from tests.conftest import bare_trainer
 
 STEM = {
     "type": "C",
@@ -172,12 +173,8 @@ def test_lookahead_moves_the_model_to_the_running_average(tmp_path):
     model, dm = _model(tmp_path, [{"type": "GAP"}, {"type": "T"}], reg=0.0)
     before, after = [], []
     lookahead = Lookahead(every=1, decay=0.5, power=0)  # constant decay 0.5, every step
-    trainer = pl.Trainer(
+    trainer = bare_trainer(
         max_steps=4,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
         limit_val_batches=0,
         callbacks=[_Record(before), lookahead, _Record(after)],
     )

@@ -19,39 +19,25 @@ def layers_of(cfg) -> list[dict]:
     return read_arch(plain(cfg.arch)).raw
 
 
+# a GPU recipe run on the CPU (trainer=cpu) with a batch the tiny files hold
+ON_CPU = ["trainer=cpu", "data.batch_size=16", "trainer.precision=32-true"]
+
+
+def _cifar100(*overrides: str) -> tuple:
+    """Tiny CIFAR-100 files: 60 training images (20 for validation), 40 test images."""
+    write = lambda root: data_files.write_cifar100(root, n_train=60, n_test=40)  # noqa: E731
+    return write, ["data.val_size=20", "data.download=false", *overrides], (3, 32, 32), 100, 40
+
+
 # experiment: (writer, train.py overrides for the tiny files, input shape, classes, test images)
 BEST = {
     "best_mnist": (data_files.write_mnist, ["data.val_size=10", "data.download=false"], (1, 28, 28), 10, 20),
     "best_cifar10": (data_files.write_cifar10, ["data.val_size=10", "data.download=false"], (3, 32, 32), 10, 20),
-    # the GPU recipe, run on the CPU (trainer=cpu) with a batch the tiny files hold
-    "best_cifar10_gpu": (
-        data_files.write_cifar10,
-        ["data.val_size=10", "data.download=false", "trainer=cpu", "data.batch_size=16", "trainer.precision=32-true"],
-        (3, 32, 32),
-        10,
-        20,
-    ),
-    "best_cifar100": (
-        lambda root: data_files.write_cifar100(root, n_train=60, n_test=40),
-        ["data.val_size=20", "data.download=false"],
-        (3, 32, 32),
-        100,
-        40,
-    ),
-    "best_cifar100_gpu": (
-        lambda root: data_files.write_cifar100(root, n_train=60, n_test=40),
-        ["data.val_size=20", "data.download=false", "trainer=cpu", "data.batch_size=16", "trainer.precision=32-true"],
-        (3, 32, 32),
-        100,
-        40,
-    ),
-    "best_cifar100_resnet18": (
-        lambda root: data_files.write_cifar100(root, n_train=60, n_test=40),
-        ["data.val_size=20", "data.download=false"],
-        (3, 32, 32),
-        100,
-        40,
-    ),
+    "best_cifar10_gpu": (data_files.write_cifar10, ["data.val_size=10", "data.download=false", *ON_CPU], (3, 32, 32),
+                         10, 20),
+    "best_cifar100": _cifar100(),
+    "best_cifar100_gpu": _cifar100(*ON_CPU),
+    "best_cifar100_resnet18": _cifar100(),
     "best_fer2013": (data_files.write_fer, [], (1, 48, 48), 7, 14),
     "best_fer2013_gpu": (data_files.write_fer, ["trainer=cpu", "trainer.precision=32-true"], (1, 48, 48), 7, 14),
     "best_fer2013_binary": (data_files.write_fer, [], (1, 48, 48), 2, 4),

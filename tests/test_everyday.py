@@ -19,7 +19,7 @@ import torch
 
 from cnnlab.errors import CnnlabError
 from cnnlab.progress import EpochsFromOne, LineProgress
-from tests.conftest import ROOT, compose_train, run_script, train_in_process
+from tests.conftest import ROOT, bare_trainer, compose_train, run_script, train_in_process
 from tests.test_train_cli import read_confusion
 
 
@@ -40,13 +40,9 @@ def test_evaluation_reports_progress_without_a_terminal(tmp_path, caplog):
     model, dm = _model(tmp_path, [{"type": "GAP"}, {"type": "T"}])
     dm.options = type(dm.options).read({**dm.options.to_dict(), "eval_batch_size": 100})
     progress = LineProgress(every_s=0)
-    trainer = pl.Trainer(
+    trainer = bare_trainer(
         max_epochs=1,
         limit_train_batches=2,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
         callbacks=[progress],
     )
     with caplog.at_level(logging.INFO, logger="cnnlab"):
@@ -135,9 +131,8 @@ def test_time_left_in_a_later_epoch_counts_that_epochs_batches(tmp_path, caplog,
             now[0] += 10.0
 
     model, dm = _model(tmp_path, [{"type": "GAP"}, {"type": "T"}])
-    trainer = pl.Trainer(max_epochs=2, limit_train_batches=6, limit_val_batches=1, logger=False,
-                         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-                         callbacks=[TenSeconds(), LineProgress(every_s=0)])
+    trainer = bare_trainer(max_epochs=2, limit_train_batches=6, limit_val_batches=1,
+                           callbacks=[TenSeconds(), LineProgress(every_s=0)])
     with caplog.at_level(logging.INFO, logger="cnnlab"):
         trainer.fit(model, datamodule=dm)
     second = [r.getMessage() for r in caplog.records if r.getMessage().startswith("epoch 2/2  batch")]

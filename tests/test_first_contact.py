@@ -12,13 +12,12 @@ import subprocess
 import sys
 
 import pytest
-import pytorch_lightning as pl
 
 from cnnlab.errors import ArchError
 from cnnlab.layers import build_network
 from cnnlab.progress import LineProgress
 from tests import data_files
-from tests.conftest import ROOT, compose_train, train_plan
+from tests.conftest import ROOT, bare_trainer, compose_train, train_plan
 from tests.test_layer_spec import SEED_PYTHON
 
 DESIGN_CARD = ("arch=fer_arch", "data=cifar100")
@@ -103,14 +102,10 @@ def test_line_progress_within_a_long_epoch(tmp_path, caplog):
     from tests.test_airbench_pieces import _model
 
     model, dm = _model(tmp_path, [{"type": "GAP"}, {"type": "T"}])
-    trainer = pl.Trainer(
+    trainer = bare_trainer(
         max_epochs=1,
         limit_train_batches=3,
         limit_val_batches=1,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
         callbacks=[LineProgress(every_s=0)],
     )
     with caplog.at_level(logging.INFO, logger="cnnlab"):

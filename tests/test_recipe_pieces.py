@@ -22,7 +22,7 @@ from cnnlab.mixing import Mixer
 from cnnlab.model import LayerListClassifier
 from cnnlab.optim import KernelMuon, muon
 from cnnlab.tta import vote
-from tests.conftest import compose_train
+from tests.conftest import bare_trainer, compose_train
 
 NET = [
     {"type": "C", "num_output": 8, "kernel_size": 3, "batch_norm": True},
@@ -111,8 +111,8 @@ def test_muon_state_round_trips_through_a_checkpoint(tmp_path):
 
 def test_muon_trains_with_lightning_and_refuses_a_list_without_matrices(tmp_path):
     model, dm = _model(tmp_path)
-    trainer = pl.Trainer(
-        max_epochs=2, logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False
+    trainer = bare_trainer(
+        max_epochs=2, 
     )
     trainer.fit(model, datamodule=dm)
     assert trainer.callback_metrics["val/acc"] > 0.5  # 2 epochs on digits: far above chance (0.1)
@@ -259,12 +259,8 @@ def test_ema_averages_without_moving_the_model_and_ends_on_the_average(tmp_path)
     model, dm = _model(tmp_path, layers=[{"type": "GAP"}, {"type": "T"}], optimizer=SGD, reg=0.0)
     seen = []
     ema = EMA(every=1, decay=0.5, power=0)
-    trainer = pl.Trainer(
+    trainer = bare_trainer(
         max_steps=4,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
         limit_val_batches=0,
         callbacks=[ema, _Record(seen)],
     )

@@ -5,12 +5,12 @@ from __future__ import annotations
 import functools
 
 import pytest
-import pytorch_lightning as pl
 import torch
 
 from cnnlab.data import make_datamodule
 from cnnlab.model import LayerListClassifier
 from cnnlab.schedules import one_cycle, warmup_linear
+from tests.conftest import bare_trainer
 
 SMALL = [{"type": "C", "num_output": 4, "kernel_size": 3}, {"type": "GAP"}, {"type": "T"}]
 
@@ -37,14 +37,10 @@ def _fit(scheduler, tmp_path, **model_options):
         reg=0.0,
         **model_options,
     )
-    trainer = pl.Trainer(
+    trainer = bare_trainer(
         max_epochs=2,
         limit_train_batches=5,
         limit_val_batches=1,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
     )
     trainer.fit(model, datamodule=dm)
     return trainer, model, dm
