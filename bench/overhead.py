@@ -22,7 +22,7 @@ import pytorch_lightning as pl
 import torch
 
 from cnnlab.checks import compose, train_plan
-from cnnlab.checks.data import DigitsOptions
+from cnnlab.checks.data import read_data
 from cnnlab.data.family import Family
 from cnnlab.data.memory import MemorySource
 from cnnlab.data.module import ImageData
@@ -49,7 +49,7 @@ class Synthetic(Family):
 
 
 def synthetic(images: int, batch_size: int, val_size: int = 100) -> ImageData:
-    options = DigitsOptions.read({"family": "digits", "batch_size": batch_size, "val_size": val_size})
+    options = read_data({"family": "digits", "batch_size": batch_size, "val_size": val_size})
     return ImageData(MemorySource(Synthetic(options, images), options), options)
 
 

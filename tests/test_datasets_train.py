@@ -71,4 +71,9 @@ def test_experiments_compose(experiment):
 
 def test_mnist_fast_runs_on_tiny_mnist(fit, tmp_path):
     data_files.write_mnist(tmp_path / "data")
-    fit("experiment=mnist_fast", "data.val_size=10", "data.download=false", data_dir=tmp_path / "data")
+    run = fit("experiment=mnist_fast", "data.val_size=10", "data.download=false", data_dir=tmp_path / "data")
+    report = json.loads((run.dir / "classification_report.json").read_text())
+    assert report["macro avg"]["support"] == 20  # the 20 test images, all counted
+    assert "input 1x28x28, 10 classes" in (run.dir / "arch_table.txt").read_text()
+    counted = run.results()["train_eval/acc"] * 50  # the training-set report ran on the 50 images left for training
+    assert abs(counted - round(counted)) < 1e-3

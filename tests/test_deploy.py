@@ -179,7 +179,7 @@ def test_bad_inputs(deploy, tmp_path, ckpt, case, fragment):
         deploy(f"ckpt_path={ckpt}", f"input={path}", script="predict.py")
 
 
-def test_images_of_every_mode_are_converted_not_clipped(deploy, tmp_path, ckpt, caplog):
+def test_images_of_every_mode_are_converted_not_clipped(deploy, tmp_path, ckpt):
     """A 16-bit PNG is scaled to 8 bits (Pillow's own conversion would make it white), a palette image and an image
     with alpha are composited as a viewer shows them; a float array on the 0..255 scale is read as such, with a
     warning, where read as 0..1 it would be all white."""
@@ -197,16 +197,18 @@ def test_images_of_every_mode_are_converted_not_clipped(deploy, tmp_path, ckpt, 
     assert decode(tmp_path / "clear.png", (1, 8, 8)).min() == 255
     Image.fromarray(digits(1)[0]).convert("CMYK").save(tmp_path / "cmyk.jpg", quality=100)
     assert np.abs(decode(tmp_path / "cmyk.jpg", (1, 8, 8))[..., 0].astype(int) - digits(1)[0]).max() <= 8
-    np.save(tmp_path / "float255.npy", digits(3).astype(np.float32))
+    np.save(tmp_path / "float255.npy", digits(3).astype(np.float32))  # a float copy of 0..255 pixels: never guessed
+    with pytest.raises(CnnlabError, match="float values from 0 to 255; floats are read as 0..1"):
+        deploy(f"ckpt_path={ckpt}", f"input={tmp_path / 'float255.npy'}", script="predict.py")
+    np.save(tmp_path / "float01.npy", digits(3).astype(np.float32) / 255)
     np.save(tmp_path / "uint8.npy", digits(3))
     scaled = read_rows(
-        deploy(f"ckpt_path={ckpt}", f"input={tmp_path / 'float255.npy'}", script="predict.py").dir / "predictions.csv"
+        deploy(f"ckpt_path={ckpt}", f"input={tmp_path / 'float01.npy'}", script="predict.py").dir / "predictions.csv"
     )
     exact = read_rows(
         deploy(f"ckpt_path={ckpt}", f"input={tmp_path / 'uint8.npy'}", script="predict.py").dir / "predictions.csv"
     )
     assert [r["predicted"] for r in scaled] == [r["predicted"] for r in exact]
-    assert "read as 0..255" in caplog.text
     np.save(tmp_path / "negative.npy", -digits(2).astype(np.float32))
     with pytest.raises(CnnlabError, match="float values from -255"):
         deploy(f"ckpt_path={ckpt}", f"input={tmp_path / 'negative.npy'}", script="predict.py")

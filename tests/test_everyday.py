@@ -181,7 +181,7 @@ def test_start_up_is_timed_from_the_programs_own_start(tmp_path):
 def test_the_summary_fits_a_screen_at_100_classes_and_the_files_hold_everything():
     import numpy as np
 
-    from cnnlab.data.cifar import CIFAR100_CLASSES
+    from cnnlab.data.families.cifar100 import CIFAR100_CLASSES
     from cnnlab.report.console import summary
     from cnnlab.report.figures import confusion_png
     from cnnlab.report.value import make_report
@@ -205,16 +205,23 @@ def test_the_summary_fits_a_screen_at_100_classes_and_the_files_hold_everything(
     assert Image.open(io.BytesIO(png)).size[0] >= 2000  # every class named, in a figure large enough to read
 
 
-def test_eval_draws_no_empty_curves(trained_run, tmp_path):
-    import shutil
+def test_eval_draws_the_training_curves_the_checkpoint_holds_or_none(trained_run, tmp_path):
+    import torch
 
     from tests.test_train_cli import eval_in_process
 
     alone = tmp_path / "alone" / "checkpoints"
     alone.mkdir(parents=True)
-    shutil.copy(trained_run.dir / "checkpoints" / "best.ckpt", alone / "best.ckpt")  # no metrics.csv beside it
+    checkpoint = torch.load(trained_run.dir / "checkpoints" / "best.ckpt", weights_only=True)
+    epochs = sorted(checkpoint["history"]["val/acc"])  # the curves travel in the checkpoint, up to its epoch
+    assert epochs == list(range(checkpoint["epoch"] + 1)) == sorted(checkpoint["history"]["train/loss"])
+    torch.save(checkpoint, alone / "best.ckpt")  # no metrics.csv beside it
     eval_in_process(tmp_path / "eval", f"ckpt_path={alone / 'best.ckpt'}")
-    assert not (tmp_path / "eval" / "curves.png").exists() and (tmp_path / "eval" / "confusion_matrix.png").is_file()
+    assert (tmp_path / "eval" / "curves.png").is_file()
+    del checkpoint["history"]  # a checkpoint of an older cnnlab: no curves, rather than empty ones
+    torch.save(checkpoint, alone / "old.ckpt")
+    eval_in_process(tmp_path / "old", f"ckpt_path={alone / 'old.ckpt'}")
+    assert not (tmp_path / "old" / "curves.png").exists() and (tmp_path / "old" / "confusion_matrix.png").is_file()
 
 
 def test_any_lightning_trainer_argument_without_a_plus():

@@ -3,7 +3,9 @@ it stands, wrong files, and what a run prints when its output is a file, a pipe 
 
 from __future__ import annotations
 
+import json
 import logging
+import math
 import os
 import pty
 import re
@@ -38,7 +40,10 @@ def test_design_card_command_trains(fit, tmp_path):
     )
     table = (run.dir / "arch_table.txt").read_text()
     assert "input 3x32x32, 100 classes: 10 layers" in table
-    assert run.results()["test/acc"] >= 0
+    results = run.results()
+    assert abs(results["test/acc"] * 40 - round(results["test/acc"] * 40)) < 1e-4  # all 40 test images counted
+    assert json.loads((run.dir / "classification_report.json").read_text())["macro avg"]["support"] == 40
+    assert math.isfinite(results["train/loss"]) and "val/acc" in results
 
 
 def test_seed_readme_assignment_is_read_without_running_it(fit, tmp_path):

@@ -8,8 +8,7 @@ import pytest
 import yaml
 
 from cnnlab.errors import ArchError
-from cnnlab.layers import LAYER_FIELDS, load_layers, parse_layers
-from cnnlab.layers.build import BUILDERS
+from cnnlab.layers import layer_types, load_layers, parse_layers
 from tests.conftest import ROOT
 
 SEED = yaml.safe_load((ROOT / "conf/arch/fer_arch.yaml").read_text())["layers"]
@@ -25,8 +24,10 @@ SEED_PYTHON = """[{'type':'C','activation':'relu','num_output':64,'kernel_size':
  {'type':'T','activation':None}]"""
 
 
-def test_every_type_has_a_builder():
-    assert set(LAYER_FIELDS) == set(BUILDERS) | {"REPEAT"}  # REPEAT is unrolled before building
+def test_every_type_is_one_record_that_builds_or_unrolls():
+    types = layer_types()
+    assert set(types) == {"C", "P", "FC", "T", "DO", "A", "R", "REPEAT", "BN", "GAP", "F"}
+    assert all((kind.build is None) == kind.unrolled for kind in types.values())  # REPEAT is unrolled, not built
 
 
 def test_seed_list_parses_with_percent_dropout_and_pairs():

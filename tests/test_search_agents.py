@@ -123,9 +123,10 @@ def test_resumed_study_continues_the_same_agent(tmp_path):
 def test_schedules_and_spaces_are_checked_before_any_trial():
     assert check_schedule(None, 20)[0] == (1.0, 10) and sum(n for _, n in check_schedule(None, 7)) == 7
     assert epsilon_at([(1.0, 2), (0.5, 2)], 0) == 1.0 and epsilon_at([(1.0, 2), (0.5, 2)], 3) == 0.5
+    from cnnlab.checks.search import QLearningOptions, read_agent, read_space
+
     with pytest.raises(ConfigError, match="covers 9 trials but n_trials = 10"):
-        check_schedule([[1.0, 5], [0.1, 4]], 10)
-    from cnnlab.checks.search import QLearningOptions
+        read_agent({"name": "qlearning", "epsilon": [[1.0, 5], [0.1, 4]]}, read_space(SPACE), 10)
 
     with pytest.raises(ConfigError, match="0 <= epsilon <= 1"):
         QLearningOptions.read({"epsilon": [[1.5, 10]]})

@@ -21,6 +21,7 @@ class EMA(WeightAveraging):
     the model then jumps to the average (lookahead). Validation, checkpoints and the final model use the average."""
 
     key = "callbacks.ema"
+    Options = AveragingOptions  # its options, checked before the callback is made
 
     def __init__(self, every: int = 5, decay: float = 0.9, power: float = 0.0, jump: bool = False):
         options = AveragingOptions.read(dict(every=every, decay=decay, power=power, jump=jump), f"{self.key}.")

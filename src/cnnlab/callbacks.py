@@ -64,21 +64,24 @@ class ReportSinks(pl.Callback):
     this order: the files, then the dashboards (which upload those files). The task prints it last on the console;
     under a forked or spawned strategy the value comes back to the launching process with the metrics."""
 
-    def __init__(self, out_dir: str | Path, arch_table: str, history_csv: Path | None):
-        self.out_dir, self.arch_table, self.history_csv = Path(out_dir), arch_table, history_csv
+    def __init__(self, out_dir: str | Path, arch_table: str):
+        self.out_dir, self.arch_table = Path(out_dir), arch_table
         self.report = None
 
     def on_test_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if not trainer.is_global_zero:
             return
-        from cnnlab.dashboards import send_report
+        from cnnlab.dashboards import dashboards
         from cnnlab.report.files import draw, write_files
-        from cnnlab.report.value import epoch_history, make_report
+        from cnnlab.report.value import make_report
 
         metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
-        history = epoch_history(self.history_csv) if self.history_csv is not None else {}
-        report = make_report(metrics, pl_module.test_confusion, trainer.datamodule.class_names, history, self.out_dir)
+        report = make_report(metrics, pl_module.test_confusion, trainer.datamodule.class_names, pl_module.history,
+                             self.out_dir)
         images = draw(report)
         files = write_files(report, self.out_dir, images)
-        send_report(trainer, report, images, [*files, self.out_dir / "arch_table.txt"], self.arch_table)
+        sink = dashboards(trainer)
+        if sink is not None:
+            sink.send_report(trainer, report, images, [*files, self.out_dir / "arch_table.txt"], self.arch_table)
         self.report = report
+

@@ -24,8 +24,22 @@ def set_root() -> None:
     is started from; the config files parse (a broken one is one sentence, not Hydra's traceback); `group=null` means
     no entry of that group, as `~group` does (Hydra stops on it with a ValueError)."""
     os.environ.setdefault("CNNLAB_ROOT", str(ROOT))
-    check_config_files(Path(CONFIG_DIR))
+    for folder in [Path(CONFIG_DIR), *search_path(sys.argv[1:])]:
+        check_config_files(folder)
     sys.argv[1:] = [null_group(arg) for arg in sys.argv[1:]]
+
+
+def search_path(args: list[str]) -> list[Path]:
+    """The folders a `hydra.searchpath=[file://...]` override adds (Hydra reads their configs as it reads conf/)."""
+    folders = []
+    for arg in args:
+        key, _, value = arg.partition("=")
+        if key.lstrip("+") == "hydra.searchpath":
+            for entry in value.strip("[]").split(","):
+                entry = entry.strip().strip("'\"")
+                if entry.startswith("file://") and Path(entry.removeprefix("file://")).is_dir():
+                    folders.append(Path(entry.removeprefix("file://")))
+    return folders
 
 
 def check_config_files(folder: Path) -> None:
@@ -124,14 +138,14 @@ class OutputDirCheck(Callback):
     .hydra/ into it (a run that continues it, with its own checkpoint as ckpt_path, may)."""
 
     def _check(self, folder: str, key: str) -> None:
+        from cnnlab.checks.places import writable
+
         try:
-            Path(folder).mkdir(parents=True, exist_ok=True)
-            probe = Path(folder) / ".cnnlab-write-test"
-            probe.write_text("")
-            probe.unlink()
-        except OSError as err:
-            print(f"error: cannot write the output folder {folder} ({err.strerror or err}); choose a writable "
-                  f"one with {key}=<folder>, or move all runs with CNNLAB_ROOT=<folder>.", file=sys.stderr)
+            writable(Path(folder), key)
+        except CnnlabError as err:
+            reason = str(err).partition("cannot be written")[2].split(";")[0].strip(" :") or str(err)
+            print(f"error: cannot write the output folder {folder} ({reason}); choose a writable one with "
+                  f"{key}=<folder>, or move all runs with CNNLAB_ROOT=<folder>.", file=sys.stderr)
             sys.exit(2)
 
     def _folder(self, config, key: str) -> str | None:

@@ -10,6 +10,7 @@ from pathlib import Path
 import yaml
 
 from cnnlab.checks.fields import OptionError
+from cnnlab.checks.places import writable
 from cnnlab.sweep import METRICS, job_row, write_table
 
 LOWER_IS_BETTER = ("err", "loss", "_s")
@@ -28,19 +29,27 @@ def read_run(folder: Path) -> Finished:
     if not (folder / "results.json").is_file():
         raise OptionError(f"{folder} holds no results.json: not a finished run (an interrupted or failed one, or "
                           "not a run folder); leave it out or finish it first.")
-    config_file = folder / "config.yaml"
-    config = yaml.safe_load(config_file.read_text()) if config_file.is_file() else {}
+    try:
+        results = json.loads((folder / "results.json").read_text())
+        config_file = folder / "config.yaml"
+        config = yaml.safe_load(config_file.read_text()) if config_file.is_file() else {}
+    except (ValueError, yaml.YAMLError, UnicodeDecodeError) as err:  # JSONDecodeError is a ValueError
+        raise OptionError(f"{folder}: its results.json or config.yaml cannot be read ({type(err).__name__}: "
+                          f"{str(err).splitlines()[0]}); the run folder is damaged: leave it out.") from None
+    if not isinstance(results, dict) or not isinstance(config or {}, dict):
+        raise OptionError(f"{folder}: its results.json is not cnnlab's (a mapping of metrics); leave it out.")
     data = (config or {}).get("data") or {}
     name = data.get("family", "?") + (f" classes {data['classes']}" if data.get("classes") else "")
     if data.get("family") in ("folder", "stream"):
         name += f" {data.get('root')}"
-    return Finished(folder, json.loads((folder / "results.json").read_text()), name)
+    return Finished(folder, results, name)
 
 
 def compare(folders: list[Path], metric: str, out: Path) -> list[dict]:
     """The table, sorted best first by `metric`; summary.csv and summary.png in `out`."""
     if not folders:
         raise OptionError("compare.py needs run folders: python src/compare.py outputs/train/<run> outputs/train/<run>")
+    writable(out, "--out")
     runs = [read_run(Path(f)) for f in folders]
     kinds = sorted({r.data for r in runs})
     if len(kinds) > 1:

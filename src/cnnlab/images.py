@@ -3,15 +3,12 @@ channel count and size."""
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from cnnlab.errors import CnnlabError
-
-log = logging.getLogger("cnnlab")
 
 SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp"}
 
@@ -48,13 +45,9 @@ def _array(path: Path, shape: tuple[int, int, int]) -> torch.Tensor:
         return torch.from_numpy(array.copy())
     if np.issubdtype(array.dtype, np.floating):
         low, high = float(np.nanmin(array)), float(np.nanmax(array))
-        if not np.isfinite(array).all() or low < 0 or high > 255:
-            raise CnnlabError(f"{path}: float values from {low:g} to {high:g}; expected 0..1 (or 0..255, which is "
-                              "divided by 255), with no NaN or infinity.")
-        if high > 1:  # a float copy of 0..255 pixels: read as 0..1 it would be all white
-            log.warning("%s: float values up to %g, read as 0..255 (divided by 255); save 0..1 floats or uint8 to "
-                        "be explicit.", path, high)
-            array = array / 255.0
+        if not np.isfinite(array).all() or low < 0 or high > 1:  # a float copy of 0..255 pixels is not guessed at
+            raise CnnlabError(f"{path}: float values from {low:g} to {high:g}; floats are read as 0..1 (no NaN or "
+                              "infinity): divide 0..255 pixels by 255 first, or save them as uint8.")
         return torch.from_numpy(array.astype(np.float32))
     raise CnnlabError(f"{path}: array of {array.dtype}; expected uint8 (0..255) or float (0..1).")
 

@@ -23,7 +23,7 @@ from cnnlab.data.info import DataInfo
 from cnnlab.errors import ConfigError
 from cnnlab.layers import build_network
 from cnnlab.mixing import Mixer
-from cnnlab.optim import MATRIX, wants_matrices
+from cnnlab.optim import MATRIX, optimizer_name, wants_matrices
 from cnnlab.schedules import is_per_step
 from cnnlab.tta import vote
 
@@ -66,31 +66,28 @@ class RunningStats(Metric):
 
 
 class LayerListClassifier(pl.LightningModule):
-    """`layers` and `data_info` are plain data, as checkpoints hold them; `options` are `model.*` (checked by
-    ModelOptions); `specs`, when the caller has parsed the list already, spares parsing it again."""
+    """`layers` and `data_info` are plain data, as checkpoints hold them; `options` are `model.*` (ModelOptions, or
+    its plain form from a checkpoint; an older checkpoint's options come as keyword arguments)."""
 
     def __init__(
         self,
         layers: list[dict[str, Any]],
         data_info: dict[str, Any],
+        options: ModelOptions | dict[str, Any] | None = None,
         optimizer: Callable[..., torch.optim.Optimizer] | None = None,
         scheduler: Callable[..., Any] | None = None,
-        specs: tuple | None = None,
-        **options: Any,
+        **legacy: Any,
     ):
         super().__init__()
-        # in checkpoints; the loggers get the whole run config from cnnlab.dashboards instead of these arguments
-        self.save_hyperparameters(ignore=["optimizer", "scheduler", "specs"], logger=False)
+        self.options = ModelOptions.read(options if options is not None else legacy)  # missing ones: defaults
+        # in checkpoints, as plain data; the loggers get the whole run config from cnnlab.dashboards instead
+        self.save_hyperparameters({"layers": layers, "data_info": data_info, "options": self.options.to_dict()},
+                                  logger=False)
         self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
-        self.options = ModelOptions.read(options)  # an older checkpoint's options: the missing ones at their defaults
         self.info = DataInfo.from_dict(data_info)
         self.tta_views = self.options.tta
         classes = self.info.num_classes
-        self.net = build_network(list(specs) if specs else layers, self.info.input_shape, classes)
-        if wants_matrices(optimizer) and not self.net.matrix_weights():
-            raise ConfigError("optim=muon orthogonalises the weights of C and FC layers, and this layer list has none "
-                              "that train (T, biases, batch norm and frozen or whitening kernels are not for Muon); "
-                              "add a C or FC layer, or choose another optimizer (optim=sgd, optim=adam).")
+        self.net = build_network(layers, self.info.input_shape, classes)
         self.criterion = nn.CrossEntropyLoss(label_smoothing=self.options.label_smoothing)
         self.mixer = Mixer(classes, self.options.mixup, self.options.cutmix)
         # every metric is a torchmetrics state, reduced across ranks at a point all ranks reach together
@@ -99,6 +96,7 @@ class LayerListClassifier(pl.LightningModule):
         self.stats["train_"].persistent(True)  # in checkpoints: a run continued mid-epoch reports the whole epoch
         self.confusion = MulticlassConfusionMatrix(classes, validate_args=False)  # labels were checked at load
         self.test_confusion: torch.Tensor | None = None
+        self.history: dict[str, dict[int, float]] = {}  # metric -> {epoch: value}: the curves, kept in checkpoints
 
     def setup(self, stage: str) -> None:
         # before Lightning restores a checkpoint, so a resumed run keeps its trained weights
@@ -160,8 +158,11 @@ class LayerListClassifier(pl.LightningModule):
         if stats.update_count == 0:
             return
         loss, acc = stats.compute()
-        self.log_dict({f"{split}/loss": loss, f"{split}/acc": acc, f"{split}/err": 1 - acc},
-                      prog_bar=split == "val", add_dataloader_idx=False)
+        values = {f"{split}/loss": loss, f"{split}/acc": acc, f"{split}/err": 1 - acc}
+        self.log_dict(values, prog_bar=split == "val", add_dataloader_idx=False)
+        if split in ("train", *VAL_SPLITS) and not self.trainer.sanity_checking:  # one read per epoch and split
+            for key, value in values.items():
+                self.history.setdefault(key, {})[self.current_epoch] = float(value)
         stats.reset()
 
     def on_train_epoch_end(self) -> None:
@@ -180,12 +181,24 @@ class LayerListClassifier(pl.LightningModule):
 
     # --- checkpoints -------------------------------------------------------------------------------------
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """The RNG state (dropout, augmentation), so that a resumed run draws what the uninterrupted one would."""
+        """The RNG state (dropout, augmentation), so that a resumed run draws what the uninterrupted one would; and the
+        curves so far, with this epoch's training figures where its end has not logged them yet."""
         checkpoint["torch_rng_state"] = torch.get_rng_state()
+        if self.optimizer_factory is not None:  # a resumed run must continue with the same optimizer's state
+            checkpoint["optimizer"] = optimizer_name(self.optimizer_factory)
+        history = {key: dict(values) for key, values in self.history.items()}
+        stats = self.stats["train_"]
+        if stats.update_count and self.current_epoch not in history.get("train/loss", {}):
+            loss, acc = stats.compute()
+            for key, value in (("train/loss", loss), ("train/acc", acc), ("train/err", 1 - acc)):
+                history.setdefault(key, {})[self.current_epoch] = float(value)
+        checkpoint["history"] = history
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         if "torch_rng_state" in checkpoint:
             torch.set_rng_state(checkpoint["torch_rng_state"])
+        for key, values in checkpoint.get("history", {}).items():  # testing the best checkpoint keeps the later epochs
+            self.history[key] = {**values, **self.history.get(key, {})}
         weights = checkpoint.get("state_dict", {})
         for key, value in self.stats["train_"].state_dict(prefix="stats.train_.").items():
             weights.setdefault(key, torch.zeros_like(value))  # a checkpoint from before they were kept

@@ -31,6 +31,14 @@ def wants_matrices(factory) -> bool:
     return getattr(getattr(factory, "func", factory), "splits_matrices", False)
 
 
+def optimizer_name(factory) -> str:
+    """What a checkpoint records of the optimizer that wrote its state: its function, and `other`'s for optim=muon."""
+    function = getattr(factory, "func", factory)
+    name = f"{function.__module__}.{function.__qualname__}"
+    other = getattr(factory, "keywords", {}).get("other")
+    return f"{name}({optimizer_name(other)})" if other is not None else name
+
+
 def as_matrix(t: torch.Tensor) -> torch.Tensor:
     """A 2-D view (rows: output channels) of a weight or its gradient, for either memory layout of a conv kernel.
     The order of the flattened columns does not matter to Muon: orthogonalisation commutes with permuting them."""

@@ -12,9 +12,9 @@ import numpy as np
 
 from cnnlab.checks.prepare import PreparePlan
 from cnnlab.data import make_source
-from cnnlab.data.folder import Folder
+from cnnlab.data.families.folder import Folder
 from cnnlab.data.image_cache import worker_count
-from cnnlab.data.shards import META, SPLITS, VERSION, Source, publish, resolve_store, stats_from_counts, write_split
+from cnnlab.data.shards import META, SPLITS, VERSION, Source, publish, stats_from_counts, write_split
 from cnnlab.data.splits import Split, make_splits
 
 log = logging.getLogger("cnnlab")
@@ -48,7 +48,7 @@ def prepare(plan: PreparePlan) -> Path:
     source = make_source(plan.data, plan.data_dir)
     family = source.family
     files = family.files if isinstance(family, Folder) else None
-    store = resolve_store(options.store, files is not None)
+    store = plan.store
     started = time.perf_counter()
     parts = _parts(source)
     shape = tuple(family.input_shape)

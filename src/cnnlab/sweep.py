@@ -31,6 +31,23 @@ def job_row(job_dir: Path) -> dict[str, Any]:
     return row
 
 
+def epoch_history(metrics_csv: Path) -> dict[str, dict[int, float]]:
+    """metric -> {epoch: value} from a finished run's metrics.csv (the CSV logger's record, where each epoch spreads
+    over several rows)."""
+    history: dict[str, dict[int, float]] = {}
+    if not metrics_csv.is_file():
+        return history
+    with open(metrics_csv, newline="") as f:
+        for row in csv.DictReader(f):
+            if not row.get("epoch"):
+                continue
+            epoch = int(float(row["epoch"]))
+            for key, value in row.items():
+                if key not in ("epoch", "step") and value not in ("", None):
+                    history.setdefault(key, {})[epoch] = float(value)
+    return history
+
+
 def write_summary(sweep_dir: Path) -> list[dict[str, Any]]:
     """summary.csv and summary.png from the job folders (numbered subfolders) of a sweep folder."""
     jobs = sorted((d for d in sweep_dir.iterdir() if d.is_dir() and d.name.isdigit()), key=lambda d: int(d.name))
@@ -51,15 +68,13 @@ def write_table(out: Path, runs: list[Path], rows: list[dict[str, Any]]) -> None
 
 def _plot(sweep_dir: Path, jobs: list[Path], rows: list[dict[str, Any]]) -> None:
     from cnnlab.report.figures import pyplot
-    from cnnlab.report.value import epoch_history
 
     plt = pyplot()
 
     fig, (curves, bars) = plt.subplots(1, 2, figsize=(13, 4.5))
     labels = [f"{r['job']}: {r['overrides'] or '(defaults)'}" for r in rows]
     for job_dir, label in zip(jobs, labels):
-        series = epoch_history(job_dir / "metrics.csv").get("val/err", {}) if (job_dir / "metrics.csv").is_file() \
-            else {}
+        series = epoch_history(job_dir / "metrics.csv").get("val/err", {})
         if series:
             curves.plot([e + 1 for e in sorted(series)], [series[e] for e in sorted(series)], marker="o", ms=3,
                         label=label)

@@ -1,5 +1,7 @@
-"""`callbacks=`: Lightning callbacks from conf/callbacks/ (checkpoints, early stopping, lookahead, EMA), each made
-once here so that a bad option is one sentence before anything is built; the run makes its own."""
+"""`callbacks=`: Lightning callbacks from conf/callbacks/ (checkpoints, early stopping, lookahead, EMA), checked
+without making them: argument names against the callback's signature, values by the options a callback declares
+(`Options`, as cnnlab's averaging callbacks do); a value Lightning refuses is one sentence when the Trainer is made,
+before any data is read."""
 
 from __future__ import annotations
 
@@ -8,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from cnnlab.checks.fields import OptionError, boolean, non_negative, number, positive_int
-from cnnlab.checks.optim import instantiate
+from cnnlab.checks.optim import META, check_arguments
 from cnnlab.checks.options import Options, option
 
 
@@ -31,5 +33,8 @@ def read_callbacks(callbacks: Mapping[str, Any] | None) -> dict[str, dict[str, A
         if not isinstance(entry, Mapping) or "_target_" not in entry:
             raise OptionError(f"callbacks.{name} = {entry!r}; expected a callback config with a _target_ "
                               "(conf/callbacks/).")
-        instantiate(entry, f"callbacks.{name}")
+        target = check_arguments(entry, f"callbacks.{name}", ())
+        declared = getattr(target, "Options", None)
+        if isinstance(declared, type) and issubclass(declared, Options):
+            declared.read({k: v for k, v in entry.items() if k not in META}, f"callbacks.{name}.")
     return entries

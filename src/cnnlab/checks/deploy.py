@@ -8,19 +8,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cnnlab.checks.fields import OptionError, choice, existing_file, existing_path, optional, positive_int, text
+from cnnlab.checks.fields import OptionError, checkpoint, choice, existing_path, optional, positive_int, text
 from cnnlab.checks.options import Options, option
 from cnnlab.checks.places import new_file
 from cnnlab.checks.train import plain
 
-CHECKPOINT = existing_file("a cnnlab checkpoint, e.g. outputs/train/<run>/checkpoints/best.ckpt")
 FORMATS = {"onnx": ".onnx", "torch_export": ".pt2"}
 
 
 @dataclass(frozen=True, kw_only=True)
 class PredictOptions(Options):
     task_name: str = option(text, "predict", "the entry point")
-    ckpt_path: Path = option(CHECKPOINT, help="the checkpoint to predict with")
+    ckpt_path: Path = option(checkpoint, help="the checkpoint to predict with")
     input: Path = option(existing_path("an image, a folder of images or a .npy array"),
                          help="an image (PNG, JPEG, ...), a folder of images, or a .npy array")
     output: str | None = option(optional(text), None, "the CSV to write (null: predictions.csv in the run folder)")
@@ -30,7 +29,7 @@ class PredictOptions(Options):
 @dataclass(frozen=True, kw_only=True)
 class ExportOptions(Options):
     task_name: str = option(text, "export", "the entry point")
-    ckpt_path: Path = option(CHECKPOINT, help="the checkpoint to export")
+    ckpt_path: Path = option(checkpoint, help="the checkpoint to export")
     format: str = option(choice(*FORMATS), "onnx", "onnx (checked with onnxruntime) or torch_export (.pt2)")
     output: str | None = option(optional(text), None, "the model file (null: model.onnx / model.pt2 in the run folder)")
 

@@ -7,21 +7,19 @@ from pathlib import Path
 from typing import Any
 
 from cnnlab.checks.data import DataOptions, read_data
-from cnnlab.checks.fields import OptionError, existing_file, text
-from cnnlab.checks.loggers import read_loggers
+from cnnlab.checks.fields import OptionError, checkpoint, text
 from cnnlab.checks.options import Options, option
 from cnnlab.checks.places import writable
 from cnnlab.checks.train import SEED, Job, adjusted_trainer, plain, refuse_earlier_run
 from cnnlab.checks.trainer import TrainerOptions
-
-CHECKPOINT = existing_file("a cnnlab checkpoint, e.g. outputs/train/<run>/checkpoints/best.ckpt")
+from cnnlab.loggers import read_loggers
 
 
 @dataclass(frozen=True, kw_only=True)
 class EvalOptions(Options):
     task_name: str = option(text, "eval", "the entry point (runs go to outputs/<task_name>/)")
     seed: int = option(SEED, 42, "seeds the evaluation (nothing random by default)")
-    ckpt_path: Path = option(CHECKPOINT, help="the checkpoint to evaluate")
+    ckpt_path: Path = option(checkpoint, help="the checkpoint to evaluate")
 
 
 @dataclass(frozen=True)
@@ -35,7 +33,6 @@ class EvalPlan:
     loggers: dict[str, dict[str, Any]]
     out: Path
     config: dict[str, Any]
-    training_history: Path | None = None  # the training run's metrics.csv, for the curves
     callbacks: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def check_data(self, datamodule) -> None:
@@ -65,6 +62,5 @@ def check_eval(cfg: Any, job: Job | None = None, check_place: bool = True) -> Ev
     if check_place and not job.in_sweep:
         refuse_earlier_run(out, None)
     loggers = read_loggers(config.get("logger"), out, (job.sweep_dir, job.name) if job.in_sweep else None)
-    history = Path(options.ckpt_path).resolve().parent.parent / "metrics.csv"
     return EvalPlan(options.seed, options.ckpt_path, saved["data_info"], data, Path(paths.get("data_dir") or "data"),
-                    trainer, loggers, out, config, history if history.is_file() else None)
+                    trainer, loggers, out, config)

@@ -222,66 +222,23 @@ def existing_path(what: str) -> Checker:
     return Checker(check, (3, "/no/such/place"))
 
 
-def blocked_by(path: Path) -> Path | None:
-    """The nearest existing ancestor of `path` if it is not a writable folder (a file, or read-only), else None."""
-    probe = path
-    while not probe.exists():
-        if probe.parent == probe:
-            return probe
-        probe = probe.parent
-    import os
-
-    if not probe.is_dir() or not os.access(probe, os.W_OK | os.X_OK):
-        return probe
-    return None
-
-
-def _writable_folder(value: Any) -> Path:
-    """A folder that exists and is writable, or can be made (its nearest existing parent is a writable folder)."""
-    if not isinstance(value, str | Path) or not str(value):
-        raise ValueError("a folder path")
-    path = Path(value).expanduser()
-    if path.exists() and not path.is_dir():
-        raise ValueError(f"a folder; {path} is a file")
-    block = blocked_by(path)
-    if block is not None:
-        why = "a file" if block.exists() and not block.is_dir() else "not writable"
-        raise ValueError(f"a folder this user can write; {block} is {why}")
-    return path
-
-
-writable_folder = Checker(_writable_folder, (3, "/proc/cnnlab-cannot-write-here"))
-
-
-def _new_file(value: Any) -> Path:
-    """A file to write: not a folder, in a folder that exists and is writable or can be made."""
-    if not isinstance(value, str | Path) or not str(value):
-        raise ValueError("a file path")
-    path = Path(value).expanduser()
-    if path.is_dir():
-        raise ValueError(f"a file path; {path} is a folder")
-    block = blocked_by(path.parent)
-    if block is not None or (path.exists() and not _writable(path)):
-        where = block if block is not None else path
-        why = "a file" if where.exists() and not where.is_dir() and where != path else "not writable"
-        raise ValueError(f"a file this user can write; {where} is {why}")
-    return path
-
-
-def _writable(path: Path) -> bool:
-    import os
-
-    return os.access(path, os.W_OK)
-
-
-new_file = Checker(_new_file, (3, "/proc/cnnlab.csv"))
+checkpoint = existing_file("a checkpoint written by train.py, e.g. outputs/train/<run>/checkpoints/last.ckpt")
 
 
 # --- sections -----------------------------------------------------------------------------------------------------
+# other names people type for an option: a typo of the left is taken for the right, where the right exists
+ALIASES = {"learning_rate": "lr", "weight_decay": "reg", "epochs": "max_epochs", "batchsize": "batch_size",
+           "num_epochs": "max_epochs", "dropout": "drop_out", "filters": "num_output", "kernel": "kernel_size"}
+
+
 def suggest(word: str, options: Sequence[str]) -> str:
     import difflib
 
-    close = difflib.get_close_matches(word, list(options), n=1, cutoff=0.5)
+    options = list(options)
+    close = difflib.get_close_matches(word, options, n=1, cutoff=0.5)
+    alias = difflib.get_close_matches(word.lower(), list(ALIASES), n=1, cutoff=0.8)
+    if alias and ALIASES[alias[0]] in options and (not close or word.lower() != close[0]):
+        close = [ALIASES[alias[0]]]
     if not close and word.upper() in options:
         close = [word.upper()]
     return f" Did you mean '{close[0]}'?" if close else ""

@@ -82,6 +82,18 @@ class ModelOptions(Options):
             raise OptionError(f"model.compile_mode = {self.compile_mode!r} is inductor's, but model.compile = "
                               f"{self.compile!r}; set model.compile=true or model.compile_mode=null.")
 
+    def check_input(self, input_shape: tuple[int, int, int]) -> None:
+        """Views that fit the images: reflect padding needs a shift below each side (checked once the data set's
+        input shape is known, before training)."""
+        h, w = input_shape[1:]
+        if "crops" in self.tta and self.tta_shift >= min(h, w):
+            raise OptionError(f"model.tta_shift = {self.tta_shift}: the corner views shift the {h}x{w} test images "
+                              f"by that many pixels, which must be less than their side; use model.tta_shift "
+                              f"<= {min(h, w) - 1}.")
+        if "translate" in self.tta and min(h, w) < 2:
+            raise OptionError(f"model.tta = {list(self.tta)}: translate shifts the {h}x{w} test images by one pixel, "
+                              "which needs images of at least 2x2; leave translate out.")
+
     def check_backend(self) -> None:
         """The compile backend against the ones this torch has (imports torch._dynamo: only when compiling)."""
         if self.compile is False:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from cnnlab.checks.fields import OptionError, blocked_by
+from cnnlab.checks.fields import OptionError
 
 RUN_RECORD = ("results.json", "metrics.csv", "summary.txt", "checkpoints")  # what an earlier run leaves behind
 SHARDS_META = "cnnlab.json"  # written last by prepare.py: a shards folder without it is unfinished
@@ -14,18 +14,20 @@ SHARD_SPLITS = ("train", "val", "test", "train_eval")
 
 
 def writable(path: Path, key: str, kind: str = "folder") -> Path:
-    """`path` can be written as a `kind` ('folder' or 'file'): tried for real, since permissions alone do not tell (a
-    read-only mount, /proc, a quota); the folder (or the file's folder) is made, as the command would make it."""
+    """`path` can be written as a `kind` ('folder' or 'file'). Nothing is made: a probe file is written and removed in
+    the nearest folder that exists (trying is the only honest check: permissions alone do not tell a read-only mount,
+    /proc or a full quota)."""
     path = Path(path).expanduser()
     if path.exists() and (path.is_dir() != (kind == "folder")):
         raise OptionError(f"{key}={path} is a {'file' if kind == 'folder' else 'folder'}; give a {kind} path.")
     folder = path if kind == "folder" else path.parent
-    block = blocked_by(folder)
-    if block is not None and block.exists() and not block.is_dir():
-        raise OptionError(f"{key}={path} cannot be written: {block} is a file, not a folder; choose another {kind}.")
+    nearest = folder
+    while not nearest.exists() and nearest.parent != nearest:
+        nearest = nearest.parent
+    if not nearest.is_dir():
+        raise OptionError(f"{key}={path} cannot be written: {nearest} is a file, not a folder; choose another {kind}.")
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        probe = folder / f".cnnlab-write-test-{os.getpid()}"
+        probe = nearest / f".cnnlab-write-test-{os.getpid()}"
         probe.write_text("")
         probe.unlink()
     except OSError as err:

@@ -31,6 +31,7 @@ class PreparePlan:
     data: DataOptions
     data_config: dict[str, Any]
     data_dir: Path
+    store: str  # encoded or pixels
 
 
 def check_prepare(cfg: Any) -> PreparePlan:
@@ -46,4 +47,15 @@ def check_prepare(cfg: Any) -> PreparePlan:
     if data_config.get("family") == "folder":
         data_config["cache"] = False  # nothing is decoded into memory, so nothing is cached
     out = shards_folder(Path(options.out))
-    return PreparePlan(options, out, read_data(data_config), data_config, Path(config["paths"]["data_dir"]))
+    return PreparePlan(options, out, read_data(data_config), data_config, Path(config["paths"]["data_dir"]),
+                       stored(options.store, data_config.get("family") == "folder"))
+
+
+def stored(store: str, from_files: bool) -> str:
+    """How images go into the shards: `auto` is the files' own bytes for a folder, uint8 pixels otherwise."""
+    if store == "auto":
+        return "encoded" if from_files else "pixels"
+    if store == "encoded" and not from_files:
+        raise OptionError("store=encoded keeps image files as found; this data set is not read from image files, "
+                          "so its shards hold pixels (store=pixels or auto).")
+    return store

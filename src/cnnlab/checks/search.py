@@ -27,7 +27,6 @@ from cnnlab.checks.train import SEED, RunOptions, TrainPlan, adjusted_trainer, p
 from cnnlab.checks.trainer import TrainerOptions
 
 OBJECTIVES = ("val_err", "params", "flops")
-AGENTS = ("tpe", "random", "qlearning")
 
 
 def _objectives(value: Any) -> tuple[str, ...]:
@@ -53,8 +52,8 @@ class SearchOptions(Options):
 @dataclass(frozen=True)
 class SearchPlan:
     options: SearchOptions
-    space: dict[str, Any]
-    agent: dict[str, Any]
+    space: Options  # TemplateSpaceOptions or SequentialSpaceOptions
+    agent: Options  # AgentOptions or one of its kinds
     out: Path
     base: TrainPlan  # the trial's training run, but for its layer list, lr, reg and batch size
 
@@ -64,12 +63,8 @@ def check_search(cfg: Any) -> SearchPlan:
     roots = {k: v for k, v in config.items() if k not in ("search", "agent", "data", "model", "optim", "scheduler",
                                                            "trainer", "paths")}
     options = SearchOptions.read(roots, "")
-    agent = dict(config.get("agent") or {"name": "tpe"})
-    if agent.get("name") not in AGENTS:
-        raise OptionError(f"agent = {agent.get('name')!r}; expected one of {', '.join(AGENTS)}.")
-    space = config.get("search")
-    if not isinstance(space, dict):
-        raise OptionError(f"search = {space!r}; expected a search space (conf/search/: cnn_small, metaqnn).")
+    space = read_space(config.get("search"))
+    agent = read_agent(config.get("agent"), space, options.n_trials)
     model = ModelOptions.read(config.get("model"))
     data = read_data(dict(config.get("data") or {}))
     trainer = adjusted_trainer(TrainerOptions.read({**(config.get("trainer") or {}), "enable_checkpointing": False,
@@ -181,3 +176,41 @@ class QLearningOptions(Options):
     discount: float = option(number(0, 1), 1.0, "MetaQNN's gamma")
     initial_q: float = option(number(), 0.5, "the Q-value of an action never tried")
     replay: int = option(positive_int, 100, "paths replayed from memory after each trial")
+
+
+@dataclass(frozen=True, kw_only=True)
+class AgentOptions(Options):
+    """agent=tpe, agent=random: Optuna's samplers, with no options of their own."""
+
+    where = "agent."
+    name: str = option(text, "tpe", "the agent")
+
+
+AGENTS: dict[str, type[Options]] = {"tpe": AgentOptions, "random": AgentOptions, "qlearning": QLearningOptions}
+
+
+def read_space(values: Any) -> Options:
+    """The search space, every key checked: a layer-by-layer space (`kind: sequential`) or a template."""
+    if not isinstance(values, dict):
+        raise OptionError(f"search = {values!r}; expected a search space (conf/search/: cnn_small, metaqnn).")
+    kind = values.get("kind", "template")
+    if kind not in ("template", "sequential"):
+        raise OptionError(f"search.kind = {kind!r}; expected template or sequential.")
+    return (SequentialSpaceOptions if kind == "sequential" else TemplateSpaceOptions).read(values)
+
+
+def read_agent(values: Any, space: Options, n_trials: int) -> Options:
+    """The agent's options; an agent that builds lists layer by layer needs such a space."""
+    values = dict(values or {"name": "tpe"})
+    if values.get("name") not in AGENTS:
+        raise OptionError(f"agent = {values.get('name')!r}; expected one of {', '.join(AGENTS)}.")
+    agent = AGENTS[values["name"]].read(values)
+    if agent.name == "qlearning":
+        if space.kind != "sequential":
+            raise OptionError("agent=qlearning builds layer lists one layer at a time: it needs a sequential space, "
+                              "e.g. search=metaqnn (conf/search/metaqnn.yaml), not a template space.")
+        if agent.epsilon is not None and sum(n for _, n in agent.epsilon) != n_trials:
+            raise OptionError(f"agent.epsilon covers {sum(n for _, n in agent.epsilon)} trials but n_trials = "
+                              f"{n_trials}; the stages must sum to the trial budget (or set agent.epsilon=null for "
+                              f"MetaQNN's schedule scaled to {n_trials}).")
+    return agent

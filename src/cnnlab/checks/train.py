@@ -15,14 +15,13 @@ from cnnlab.checks.data import DataOptions, read_data
 from cnnlab.checks.fields import (
     OptionError,
     boolean,
-    existing_file,
+    checkpoint,
     integer,
     number,
     optional,
     positive_int,
     text,
 )
-from cnnlab.checks.loggers import read_loggers
 from cnnlab.checks.model import ModelOptions
 from cnnlab.checks.nodes import Master, read_nodes
 from cnnlab.checks.optim import Optimisation, read_optimisation
@@ -30,6 +29,7 @@ from cnnlab.checks.options import Options, option
 from cnnlab.checks.places import earlier_run, writable
 from cnnlab.checks.resume import check_resume
 from cnnlab.checks.trainer import TrainerOptions
+from cnnlab.loggers import read_loggers
 
 log = logging.getLogger("cnnlab")
 
@@ -55,8 +55,7 @@ class RunOptions(Options):
 
     task_name: str = option(text, "train", "the entry point (runs go to outputs/<task_name>/)")
     seed: int = option(SEED, 42, "seeds Python, NumPy and torch (init, shuffling, augmentation)")
-    ckpt_path: Path | None = option(optional(existing_file("a checkpoint, e.g. outputs/train/<run>/checkpoints/"
-                                                           "last.ckpt")), None, "a checkpoint to resume from")
+    ckpt_path: Path | None = option(optional(checkpoint), None, "a checkpoint to resume from")
     test: bool = option(boolean, True, "evaluate the best checkpoint on the test split after training")
     checkpoint_every_n_steps: int | None = option(optional(positive_int), None, "also write last.ckpt every N steps")
     master_timeout_s: float = option(number(0, low_open=True, example=300), 300.0,
@@ -122,9 +121,10 @@ def check_train(cfg: Any, job: Job | None = None, check_place: bool = True) -> T
     if check_place and not job.in_sweep:
         refuse_earlier_run(out, run.ckpt_path)
     data_config = dict(config.get("data") or {})
-    resume_epoch = check_resume(run.ckpt_path, arch, data_config) if run.ckpt_path else None
     optimisation = read_optimisation(config.get("optim") or {}, config.get("scheduler"), model.reg)
-    check_matrices(optimisation, arch)
+    resume_epoch = check_resume(run.ckpt_path, arch, data_config, optimisation.optimizer, trainer.max_epochs) \
+        if run.ckpt_path else None
+    check_matrices(optimisation.optimizer, arch.specs)
     trainer.check_devices()
     sweep = (job.sweep_dir, job.name) if job.in_sweep else None
     loggers = read_loggers(config.get("logger"), out, sweep)
@@ -135,12 +135,12 @@ def check_train(cfg: Any, job: Job | None = None, check_place: bool = True) -> T
                      resume_epoch=resume_epoch)
 
 
-def check_matrices(optimisation: Optimisation, arch: Arch) -> None:
-    """An optimizer for C and FC weights (optim=muon) needs a list that has some."""
-    from cnnlab.layers.scale import has_matrix_layers
+def check_matrices(optimizer, specs) -> None:
+    """An optimizer for C and FC weights (optim=muon) needs a list that has some (a search trial's list too)."""
+    from cnnlab.layers.spec import muon_layers
     from cnnlab.optim import wants_matrices
 
-    if wants_matrices(optimisation.optimizer) and not has_matrix_layers(arch.specs):
+    if wants_matrices(optimizer) and not muon_layers(specs):
         raise OptionError("optim=muon orthogonalises the weights of C and FC layers, and this layer list has none that "
                           "train (T, biases, batch norm and frozen or whitening kernels are not for Muon); add a C or "
                           "FC layer, or choose another optimizer (optim=sgd, optim=adam).")

@@ -1,6 +1,8 @@
 """`trainer.*`: Lightning's Trainer arguments (conf/trainer/). Every argument of the installed Lightning's Trainer can
-be set as `trainer.X=...` (the Hydra schema lists them all); the ones cnnlab depends on are checked here, the rest go
-to Lightning as given, and a Trainer that Lightning refuses is one sentence when it is made, before any data."""
+be set as `trainer.X=...` (the Hydra schema lists them all); the ones cnnlab itself reads are declared and checked
+here, the rest go to Lightning as given, and a Trainer that Lightning refuses is one sentence when it is made
+(`run/build.py`), before any data is read. Defaults cnnlab chooses for arguments it does not read (one sanity batch,
+no model summary, ...) live in conf/trainer/default.yaml."""
 
 from __future__ import annotations
 
@@ -20,7 +22,6 @@ from cnnlab.checks.fields import (
     integer,
     is_int,
     is_number,
-    non_negative,
     optional,
     positive_int,
     suggest,
@@ -45,16 +46,6 @@ def lightning_arguments() -> dict[str, Any]:
             return {a.arg: ast.literal_eval(d) if d is not None else None
                     for a, d in zip(init.args.kwonlyargs, init.args.kw_defaults)}
     raise RuntimeError(f"no Trainer class in {source}")  # pragma: no cover - Lightning changed its layout
-
-
-def _devices(value: Any) -> Any:
-    if value == "auto" or (is_int(value) and value >= -1 and value != 0):
-        return value
-    if isinstance(value, list | tuple) and value and all(is_int(v) and v >= 0 for v in value):
-        return list(value)
-    if isinstance(value, str) and value and all(p.strip().isdigit() for p in value.strip(",").split(",")):
-        return value
-    raise ValueError("auto, a number of devices (-1: all), or a list of device indices, e.g. [0, 1]")
 
 
 def _limit(value: Any) -> int | float | None:
@@ -85,38 +76,35 @@ def _text(value: Any, what: str) -> str:
 
 
 
+def _interval(value: Any) -> int | float | None:
+    if value is None or (is_int(value) and value >= 1):
+        return value
+    if is_number(value) and 0 < value <= 1:
+        return float(value)
+    raise ValueError("a number of training batches (an integer >= 1) or a fraction of the epoch 0 < x <= 1, or null "
+                     "for once per epoch")
+
+
 @dataclass(frozen=True, kw_only=True)
 class TrainerOptions(Options):
-    """The Trainer arguments cnnlab relies on; `other` holds every further Lightning argument, as given."""
+    """The Trainer arguments cnnlab itself reads; `other` holds every further Lightning argument, as given."""
 
     where = "trainer."
 
     accelerator: str = option(choice("auto", "cpu", "gpu", "cuda", "mps", "tpu", "hpu"), "auto", "the device kind")
-    devices: Any = option(Checker(_devices, (0, -2, "many", [])), 1, "how many devices (or which)")
     strategy: str = option(Checker(lambda v: _text(v, "a strategy name, e.g. ddp"), (3, "")), "auto",
                            "auto, ddp, ddp_spawn, ddp_fork, fsdp, ...")
     num_nodes: int = option(positive_int, 1, "machines")
     precision: str = option(Checker(_precision, ("64-true", "8-mixed", 64)), "32-true", "arithmetic precision")
     max_epochs: int = option(integer(-1, example=12), 12, "epochs to train (-1: until max_steps)")
-    min_epochs: int | None = option(optional(integer(0)), None, "epochs before early stopping may stop")
     max_steps: int = option(integer(-1), -1, "steps to train (-1: until max_epochs)")
     limit_train_batches: Any = option(limit, None, "training batches per epoch")
     limit_val_batches: Any = option(limit, None, "validation batches per evaluation")
     limit_test_batches: Any = option(limit, None, "test batches (and training-set report batches)")
+    val_check_interval: Any = option(Checker(_interval, (0, -1, 1.5, "often")), None,
+                                     "validate every N training batches or fraction of an epoch (null: per epoch)")
     log_every_n_steps: int = option(positive_int, 50, "steps between logged values (and NaN checks)")
-    check_val_every_n_epoch: int | None = option(optional(positive_int), 1, "epochs between validations")
-    num_sanity_val_steps: int = option(integer(-1), 1, "validation batches before training")
-    accumulate_grad_batches: int = option(positive_int, 1, "batches per optimizer step")
-    gradient_clip_val: float | None = option(optional(non_negative), None, "clip gradients to this norm")
-    deterministic: bool | str = option(choice(False, True, "warn"), False, "deterministic algorithms")
     enable_progress_bar: bool | None = option(optional(boolean), None, "null: a bar in a terminal, lines elsewhere")
-    enable_model_summary: bool = option(boolean, False, "Lightning's summary (cnnlab prints its layer table)")
-    enable_checkpointing: bool | None = option(optional(boolean), None, "checkpoints (the callbacks group's)")
-    use_distributed_sampler: bool = option(boolean, False, "cnnlab's data modules shard by rank themselves")
-    inference_mode: bool = option(boolean, False, "test under inference_mode (false: no_grad, one compiled graph)")
-    sync_batchnorm: bool = option(boolean, False, "batch norm statistics across GPUs")
-    default_root_dir: str | None = option(optional(Checker(lambda v: _text(v, "a folder"), (3,))), None,
-                                          "Lightning's own files (cnnlab: the run folder)")
     other: Mapping[str, Any] = option(Checker(dict, ()), {}, "further Lightning arguments, as given")
 
     @classmethod

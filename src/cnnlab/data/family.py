@@ -1,27 +1,62 @@
-"""A data set family: what it is (name, input shape, class names) and how its files are read into uint8 splits.
+"""A data set family: what it is (name, input shape, class names), which options it takes, and how its files are read
+into uint8 splits. One registry: every subclass with a `name` registers itself, and every module of
+`cnnlab/data/families/` is a family. A new data set is its module there and its `conf/data/<name>.yaml`.
 
-To add one: subclass `Family` in `data/<name>.py` (set `name`, `input_shape`, `all_class_names`; implement `read`,
-and `prepare` if it can be downloaded), declare its options in `checks/data.py` (a `DataOptions` subclass) and
-register both in `cnnlab.data.FAMILIES` and `checks.data.FAMILY_OPTIONS`; add `conf/data/<name>.yaml` with
-`family: <name>`. Splits, class subsets, batching, normalisation and augmentation come from the rest of `data/`.
+Family modules are imported to check a config (before anything heavy): they import torch inside their readers.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cnnlab.checks.data import DataOptions
-from cnnlab.data.splits import Split
+from cnnlab.checks.fields import boolean
+from cnnlab.checks.options import option
+from cnnlab.registry import load
+
+if TYPE_CHECKING:
+    from cnnlab.data.splits import Split
+
+_FAMILIES: dict[str, type[Family]] = {}
+
+
+@dataclass(frozen=True, kw_only=True)
+class DownloadOptions(DataOptions):
+    """Options of a family torchvision can download."""
+
+    download: bool = option(boolean, True, "download through torchvision (rank 0) when files are missing")
 
 
 class Family:
+    """Subclass it with `name`, `input_shape` and `all_class_names` (where they are known before reading), `Options`
+    (a DataOptions subclass, when the family takes options of its own), `read`, and `prepare` if it downloads."""
+
     name: str = ""
-    input_shape: tuple[int, int, int] = (1, 1, 1)
+    input_shape: tuple[int, int, int] | None = None
     all_class_names: tuple[str, ...] = ()
+    Options: type[DataOptions] = DataOptions
     needs_statistics = False  # whether mean and std come from the training images once read
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if cls.name:  # its options know its classes and channels, so that they are checked before reading
+            known = {"known_classes": tuple(cls.all_class_names),
+                     "known_channels": cls.input_shape[0] if cls.input_shape else None}
+            cls.Options = type("Options", (cls.Options,), {**known, "__module__": cls.__module__,
+                                                            "__qualname__": f"{cls.__qualname__}.Options"})
+            _FAMILIES[cls.name] = cls
 
     def __init__(self, options: DataOptions, data_dir: str | Path):
         self.options, self.data_dir = options, Path(data_dir)
+
+    @classmethod
+    def source(cls, options: DataOptions, data_dir: str | Path):
+        """Where its images come from: read into memory (a streamed family returns its own source)."""
+        from cnnlab.data.memory import MemorySource
+
+        return MemorySource(cls(options, data_dir), options)
 
     def prepare(self) -> None:
         """Rank 0, before any rank reads: download what is missing (where the family can)."""
@@ -34,3 +69,9 @@ class Family:
         """Per-channel mean and std on the 0..1 scale: the config's (or 0.5 and 0.25 when it gives none)."""
         c = self.input_shape[0]
         return (self.options.mean or (0.5,) * c), (self.options.std or (0.25,) * c)
+
+
+def families() -> dict[str, type[Family]]:
+    """Every family, by name: each module of `cnnlab.data.families` registers its own."""
+    load("cnnlab.data.families")
+    return dict(_FAMILIES)

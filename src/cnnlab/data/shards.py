@@ -24,14 +24,13 @@ import numpy as np
 
 from cnnlab.checks.places import SHARD_SPLITS, SHARDS_META
 from cnnlab.data.image_cache import decode
-from cnnlab.errors import ConfigError, DataError
+from cnnlab.errors import DataError
 
 log = logging.getLogger("cnnlab")
 logging.getLogger("litdata").setLevel(logging.WARNING)  # its INFO lines (cache sizes) say nothing about the run
 
 META, SPLITS = SHARDS_META, SHARD_SPLITS
 VERSION = 1
-STORES = ("auto", "encoded", "pixels")
 TASK_SIZE = 1000  # images per writer task: small enough to balance the workers, large enough to amortise a task
 
 
@@ -172,18 +171,6 @@ def _items(task: tuple[int, np.ndarray], source: Source, shape: tuple[int, int, 
     (report_dir / f"{number}.json").write_text(json.dumps({"bad": bad, "counts": counts.tolist() if stats else None}))
 
 
-def resolve_store(store: str, from_files: bool) -> str:
-    if store not in STORES:
-        raise ConfigError(f"store = {store!r}; expected auto (files as found for data=folder, pixels otherwise), "
-                          "encoded (the files' own bytes) or pixels (uint8 at the data set's image size).")
-    if store == "auto":
-        return "encoded" if from_files else "pixels"
-    if store == "encoded" and not from_files:
-        raise ConfigError("store=encoded keeps image files as found; this data set is not read from image files, "
-                          "so its shards hold pixels (store=pixels or auto).")
-    return store
-
-
 def write_split(out: Path, source: Source, positions: np.ndarray, shape: tuple[int, int, int], store: str,
                 stats: bool, workers: int, chunk_mb: int) -> tuple[int, list[str], np.ndarray | None]:
     """One split into `out` with litdata's `optimize`, in `workers` processes. Returns the images written, the
@@ -213,7 +200,7 @@ def stats_from_counts(counts: np.ndarray) -> tuple[list[float], list[float]]:
     the standard deviation at least 1e-3 as data=folder's."""
     import torch
 
-    from cnnlab.data.folder import histogram_stats
+    from cnnlab.data.statistics import histogram_stats
 
     mean, std = histogram_stats(torch.from_numpy(counts))
     return mean.tolist(), std.clamp_min(1e-3).tolist()

@@ -4,6 +4,7 @@ image (pixels, or file indices for prepare.py, which never decodes a folder into
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass
 
@@ -11,6 +12,8 @@ import torch
 
 from cnnlab.checks.data import DataOptions
 from cnnlab.errors import ConfigError, DataError
+
+log = logging.getLogger("cnnlab")
 
 
 @dataclass
@@ -61,13 +64,11 @@ class Splits:
 
 
 def subset(split: Split, options: DataOptions, all_names: tuple[str, ...], name: str, where: str) -> Split:
-    """The images of `options.classes`, relabelled 0..k-1 in the order given."""
+    """The images of `options.classes` (checked against the data set's classes by DataOptions), relabelled 0..k-1 in
+    the order given."""
     if options.classes is None:
         return split
     classes = list(options.classes)
-    if max(classes) >= len(all_names):
-        raise ConfigError(f"data.classes = {classes}; expected distinct labels among 0..{len(all_names) - 1} "
-                          f"({', '.join(f'{i} {n}' for i, n in enumerate(all_names))}).")
     keep = torch.isin(split.y, torch.tensor(classes))
     if not keep.any():
         raise DataError(f"{name} {where} split has no image of classes {classes} "
@@ -77,20 +78,24 @@ def subset(split: Split, options: DataOptions, all_names: tuple[str, ...], name:
     return Split(split.x[keep], relabel[split.y[keep]])
 
 
-def carve(split: Split, size: int, what: str, seed: int) -> tuple[Split, Split]:
+def carve(split: Split, size: int, what: str, seed: int, given: int | None = None) -> tuple[Split, Split]:
     """`size` images held out at random (seeded), the rest kept: scikit-learn's `train_test_split(..., test_size=size,
-    random_state=seed)` exactly (one NumPy permutation), without importing scikit-learn at start-up."""
+    random_state=seed)` exactly (one NumPy permutation), without importing scikit-learn at start-up. `given`: the
+    option's value when `size` is its share for a class subset."""
     import numpy as np
 
     if not 0 < size < len(split):
-        raise ConfigError(f"data.{what} = {size}: must be between 1 and {len(split) - 1} for the "
-                          f"{len(split)} images it is taken from.")
+        scaled = f" (data.{what} = {given} scaled to the class subset)" if given not in (None, size) else ""
+        raise ConfigError(f"data.{what} = {given if given is not None else size}: {size}{scaled} must be between 1 "
+                          f"and {len(split) - 1} for the {len(split)} images it is taken from; set data.{what} to "
+                          "fewer images.")
     order = np.random.RandomState(seed).permutation(len(split))
     return split.take(order[size:]), split.take(order[:size])
 
 
 def make_splits(raw: dict[str, Split], options: DataOptions, all_names: tuple[str, ...], name: str) -> Splits:
     """A family's own splits (`train`, and `val`/`test` where it has them) under the run's protocol."""
+    whole = len(raw["train"])
     raw = {k: subset(v, options, all_names, name, k) for k, v in raw.items()}
     seed = options.seed
     if options.protocol == "seed":
@@ -100,10 +105,15 @@ def make_splits(raw: dict[str, Split], options: DataOptions, all_names: tuple[st
         train, val = carve(rest, options.val_size, "val_size", seed)
     else:
         train, test, val = raw["train"], raw.get("test"), raw.get("val")
-        if test is None:
-            train, test = carve(train, options.test_size, "test_size", seed)
-        if val is None:
-            train, val = carve(train, options.val_size, "val_size", seed)
+        share = len(train) / whole  # a class subset holds out its share of test_size and val_size
+        for what, given in (("test_size", test), ("val_size", val)):
+            if given is None:
+                asked = getattr(options, what)
+                size = max(1, round(asked * share)) if asked else 0
+                if share < 1:
+                    log.info("data.classes: %d of the subset's images held out for data.%s = %d", size, what, asked)
+                train, held = carve(train, size, what, seed, asked)
+                test, val = (held, val) if what == "test_size" else (test, held)
     if options.train_size is not None:  # a fixed subset: fast trials
         train = train.sample(options.train_size, seed + 1)
     # training error on a fixed sample when the whole training set would cost too much to evaluate

@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 from litdata import StreamingDataset
 
-from cnnlab.checks.data import FIXED_BY_PREPARE, StreamOptions
+from cnnlab.data.families.stream import FIXED_BY_PREPARE, StreamOptions
 from cnnlab.data.info import DataInfo
 from cnnlab.data.shards import Decoder, read_meta
 from cnnlab.errors import DataError

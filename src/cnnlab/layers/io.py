@@ -56,6 +56,9 @@ def load_layers(path: str | Path) -> list[Any]:
         data = _parse(text, path)
     except yaml.YAMLError as err:
         raise ArchError(f"{path}: not valid YAML: {err}") from None
+    except RecursionError:  # json and yaml recurse once per level of nesting
+        raise ArchError(f"{path}: nested too deeply to be a layer list (blocks inside blocks, thousands deep); a "
+                        "layer list nests R and REPEAT blocks a few levels at most.") from None
     if isinstance(data, dict) and "layers" in data:
         data = data["layers"]
     if not isinstance(data, list):

@@ -1,14 +1,16 @@
 """Width and depth multipliers: one layer list, many sizes (`arch.width=1.5`, `arch.depth=2`).
 
-`width` multiplies the `num_output` of every C and FC layer, rounded to a multiple of 8 (what vector units and
-channels_last kernels like); the T classifier keeps the data set's class count and a whitening convolution keeps
-the one filter per patch dimension it must have. `depth` multiplies the `times` of every REPEAT block. The result
-has no REPEAT left: it is the list that is built, shown in the layer table and stored in checkpoints.
+`width` multiplies the `num_output` of every layer whose type widens (C and FC), rounded to a multiple of 8 (what
+vector units and channels_last kernels like); the T classifier keeps the data set's class count and a whitening
+convolution keeps the one filter per patch dimension it must have. `depth` multiplies the `times` of every REPEAT
+block. The result has no REPEAT left: it is the list that is built, shown in the layer table and stored in
+checkpoints.
 """
 
 from __future__ import annotations
 
-from cnnlab.layers.spec import LayerSpec
+from cnnlab.errors import ArchError
+from cnnlab.layers.spec import MAX_LAYERS, LayerSpec, layer_types
 
 CHANNEL_MULTIPLE = 8
 
@@ -24,32 +26,42 @@ def scaled_times(times: int, depth: float) -> int:
     return times if depth == 1 else max(1, round(times * depth))
 
 
+def count(specs: list[LayerSpec], depth: float = 1.0) -> int:
+    """Layers once REPEAT blocks are unrolled (blocks inside blocks counted), without unrolling them."""
+    types, total = layer_types(), 0
+    for spec in specs:
+        if types[spec.type].unrolled:
+            total += scaled_times(spec["times"], depth) * count(spec["layers"], depth)
+        else:
+            total += 1 + (count(spec["layers"], depth) if types[spec.type].nested else 0)
+    return total
+
+
 def resize(specs: list[LayerSpec], width: float = 1.0, depth: float = 1.0) -> list[LayerSpec]:
     """The checked list at this width and depth, with REPEAT blocks unrolled (inside residual blocks too)."""
-    out: list[LayerSpec] = []
+    layers = count(specs, depth)
+    if layers > MAX_LAYERS:
+        raise ArchError(f"the layer list unrolls to {layers:,} layers (REPEAT times x arch.depth); more than "
+                        f"{MAX_LAYERS:,} is not a network this machine could train: lower 'times' or arch.depth.")
+    return _resize(specs, width, depth)
+
+
+def _resize(specs: list[LayerSpec], width: float, depth: float) -> list[LayerSpec]:
+    types, out = layer_types(), []
     for spec in specs:
-        if spec.type == "REPEAT":
-            block = resize(spec["layers"], width, depth)
-            out.extend(block * scaled_times(spec["times"], depth))
+        kind = types[spec.type]
+        if kind.unrolled:
+            out.extend(_resize(spec["layers"], width, depth) * scaled_times(spec["times"], depth))
             continue
         args = dict(spec.args)
-        if spec.type == "R":
-            args["layers"] = resize(spec["layers"], width, depth)
-        if spec.type in ("C", "FC") and args.get("init") != "whiten":
+        if kind.nested:
+            args["layers"] = _resize(spec["layers"], width, depth)
+        if kind.widens(spec):
             args["num_output"] = scaled_width(args["num_output"], width)
         out.append(LayerSpec(spec.type, args))
     return out
 
 
 def has_repeat(specs: list[LayerSpec]) -> bool:
-    return any(s.type == "REPEAT" or (s.type == "R" and has_repeat(s["layers"])) for s in specs)
-
-
-def has_matrix_layers(specs: list[LayerSpec]) -> bool:
-    """Whether a C or FC layer has trainable weights (what optim=muon orthogonalises)."""
-    for spec in specs:
-        if spec.type in ("R", "REPEAT") and has_matrix_layers(spec["layers"]):
-            return True
-        if spec.type == "FC" or (spec.type == "C" and spec["init"] != "whiten" and not spec["freeze_weights"]):
-            return True
-    return False
+    types = layer_types()
+    return any(types[s.type].unrolled or (types[s.type].nested and has_repeat(s["layers"])) for s in specs)

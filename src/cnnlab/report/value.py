@@ -3,7 +3,6 @@ data. Made once, where the test loop ends (global rank 0), and handed to the sin
 
 from __future__ import annotations
 
-import csv
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,23 +26,6 @@ class Report:
     def pct(self, key: str) -> str:
         value = self.metrics.get(key)
         return "n/a" if value is None or math.isnan(value) else f"{100 * value:.2f}%"
-
-
-def epoch_history(metrics_csv: Path) -> dict[str, dict[int, float]]:
-    """metric -> {epoch: value} from the run's metrics.csv (the CSV logger's record, where each epoch spreads over
-    several rows; it also holds the epochs of a run this one resumed)."""
-    history: dict[str, dict[int, float]] = {}
-    if not metrics_csv.is_file():
-        return history
-    with open(metrics_csv, newline="") as f:
-        for row in csv.DictReader(f):
-            if not row.get("epoch"):
-                continue
-            epoch = int(float(row["epoch"]))
-            for key, value in row.items():
-                if key not in ("epoch", "step") and value not in ("", None):
-                    history.setdefault(key, {})[epoch] = float(value)
-    return history
 
 
 def make_report(metrics: dict[str, float], confusion, class_names: list[str], history: dict[str, dict[int, float]],

@@ -18,6 +18,7 @@ from cnnlab.dashboards import Dashboards
 from cnnlab.data import make_datamodule
 from cnnlab.errors import ConfigError
 from cnnlab.interrupt import StopOnSignal, continue_command
+from cnnlab.loggers import adapters_of
 from cnnlab.model import LayerListClassifier
 from cnnlab.progress import EpochsFromOne, LineProgress
 from cnnlab.run import lightning
@@ -48,9 +49,10 @@ def build(plan: TrainPlan, datamodule: pl.LightningDataModule | None = None,
     pl.seed_everything(plan.run.seed, workers=True, verbose=False)
     datamodule = datamodule or make_datamodule(plan.data, plan.data_dir)
     optimisation = plan.optimisation
+    check_size(plan.arch.specs, datamodule.info, plan.data.batch_size)
+    plan.model.check_input(datamodule.info.input_shape)
     model = LayerListClassifier(plan.arch.raw, {**datamodule.info.to_dict(), "config": plan.data_config},
-                                optimizer=optimisation.optimizer, scheduler=optimisation.scheduler,
-                                specs=plan.arch.specs, **plan.model.to_dict())
+                                plan.model, optimizer=optimisation.optimizer, scheduler=optimisation.scheduler)
     table = model.net.table()
     if not plan.quiet:
         print(table)
@@ -61,22 +63,37 @@ def build(plan: TrainPlan, datamodule: pl.LightningDataModule | None = None,
     if not plan.quiet:  # Ctrl-C and SIGTERM: a checkpoint where training stopped, and the command that continues
         extra.append(StopOnSignal(plan.out / "checkpoints" / "last.ckpt", continue_command("train.py",
                                                                                           plan.job.overrides)))
-    trainer = make_trainer(plan.trainer, plan.loggers, plan.callbacks, plan.out, plan.config, table,
-                           history=plan.out / "metrics.csv", extra=extra, quiet=plan.quiet,
-                           every=plan.run.checkpoint_every_n_steps)
+    trainer = make_trainer(plan.trainer, plan.loggers, plan.callbacks, plan.out, plan.config, table, extra=extra,
+                           quiet=plan.quiet, every=plan.run.checkpoint_every_n_steps)
     if plan.resume_epoch is not None:
         lightning.carry_history(trainer, plan.run.ckpt_path, plan.resume_epoch)
     lightning.continue_csv(trainer)
     return Built(model, datamodule, trainer, str(plan.run.ckpt_path) if plan.run.ckpt_path else None)
 
 
+def check_size(specs, info, batch_size: int) -> None:
+    """A network larger than this machine's memory is one sentence before anything is allocated (the allocator's own
+    refusal comes after minutes of building, as a traceback)."""
+    from cnnlab.layers.build import memory_needed
+    from cnnlab.machine import memory_bytes
+
+    params, needed = memory_needed(list(specs), info.input_shape, info.num_classes, batch_size)
+    if needed > memory_bytes():
+        raise ConfigError(f"the network needs about {needed / 2**30:,.0f} GiB to train ({params:,} parameters on "
+                          f"{'x'.join(map(str, info.input_shape))} inputs, batch {batch_size}); this machine has "
+                          f"{memory_bytes() / 2**30:,.0f} GiB: lower arch.width or the layers' num_output, or "
+                          "data.batch_size.")
+
+
 def make_trainer(options: TrainerOptions, logger_configs: dict[str, dict], callback_configs: dict[str, dict],
-                 out: Path, config: dict[str, Any], arch_table: str, history: Path | None,
-                 extra: list[pl.Callback] = (), quiet: bool = False, every: int | None = None) -> pl.Trainer:
+                 out: Path, config: dict[str, Any], arch_table: str, extra: list[pl.Callback] = (),
+                 quiet: bool = False, every: int | None = None) -> pl.Trainer:
     """Lightning's Trainer from the checked trainer options, with the config's callbacks and loggers and cnnlab's own;
-    `history`: the metrics.csv the report's curves come from; `every`: also write last.ckpt every N steps."""
-    callbacks = [*(instantiate(c, "callbacks") for c in callback_configs.values()), *extra]
-    callbacks += [StopOnNonFiniteLoss(every), ReportSinks(out, arch_table, history), Dashboards(config), Timing()]
+    `every`: also write last.ckpt every N steps. Lightning's own refusals (of a callback's or the Trainer's arguments)
+    are one sentence here, before any data is read."""
+    callbacks = [*(instantiate(c, f"callbacks.{name}") for name, c in callback_configs.items()), *extra]
+    adapters = adapters_of(logger_configs)
+    callbacks += [StopOnNonFiniteLoss(every), ReportSinks(out, arch_table), Dashboards(config, adapters), Timing()]
     if options.enable_progress_bar:
         callbacks.append(EpochsFromOne())  # Lightning's bar, counting epochs from 1 as the log lines do
     elif not quiet:
@@ -87,20 +104,24 @@ def make_trainer(options: TrainerOptions, logger_configs: dict[str, dict], callb
         callbacks.append(ModelCheckpoint(dirpath=out / "checkpoints", filename="last", save_top_k=1,
                                          every_n_train_steps=every, enable_version_counter=False))
     loggers = [instantiate(entry, "logger") for entry in logger_configs.values()]
-    lightning.start_runs(loggers)
+    for adapter, logger in zip(adapters, loggers):
+        adapter.start(logger)
     kwargs = options.kwargs()
     kwargs["strategy"] = lightning.strategy(kwargs.get("strategy", "auto"))
+    return _made(lambda: pl.Trainer(**kwargs, callbacks=callbacks, logger=loggers or False), "trainer")
+
+
+def _made(make, what: str):
+    """`make()`, with Lightning's refusal of an argument (a TypeError, ValueError or its MisconfigurationException)
+    as one sentence naming the config group."""
     try:
-        return pl.Trainer(**kwargs, callbacks=callbacks, logger=loggers or False)
-    except (TypeError, ValueError, AssertionError, RuntimeError) as err:
-        raise _trainer_error(err) from None
-    except Exception as err:  # Lightning's MisconfigurationException (no GPU for accelerator=gpu, ...)
-        if type(err).__name__ != "MisconfigurationException":
+        return make()
+    except ConfigError:
+        raise
+    except Exception as err:
+        if not isinstance(err, TypeError | ValueError | AssertionError | RuntimeError) and \
+                type(err).__name__ != "MisconfigurationException":
             raise
-        raise _trainer_error(err) from None
-
-
-def _trainer_error(err: Exception) -> ConfigError:
-    detail = str(err).splitlines()[0] if str(err) else "a value of the wrong type"
-    return ConfigError(f"trainer: {type(err).__name__}: {detail}; check the trainer.* options against Lightning's "
-                       "Trainer arguments (conf/trainer/).")
+        detail = str(err).splitlines()[0] if str(err) else "a value of the wrong type"
+        raise ConfigError(f"{what}: {type(err).__name__}: {detail}; check the {what}.* options (conf/"
+                          f"{what.split('.')[0]}/).") from None

@@ -6,9 +6,9 @@
   deletes the metrics.csv that fit wrote, or rewrites it without the columns it does not know.
 - `carry_history`: a resumed run's new folder starts its metrics.csv with the old run's epochs (Lightning starts
   a new file).
-- `start_runs`: an MLflow run made in each forked child would split one run into two.
-- `Forked`: under ddp_fork/ddp_spawn the report is made in the test child; Lightning sends back only the metrics,
-  so the report rides along (the launcher's documented `get_extra_results` / `update_main_process_results`).
+- `Forked`: under ddp_fork/ddp_spawn fit and test run in child processes; Lightning sends back only the weights and
+  the metrics, so the curves (after fit) and the report (after test) ride along (the launcher's documented
+  `get_extra_results` / `update_main_process_results`).
 - `best_checkpoint`: Lightning's `ckpt_path="best"` needs exactly one monitored checkpoint callback.
 """
 
@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
-from pytorch_lightning.loggers import CSVLogger, MLFlowLogger
+from pytorch_lightning.loggers import CSVLogger
 from pytorch_lightning.strategies import DDPStrategy
 from pytorch_lightning.strategies.launchers.multiprocessing import _MultiProcessingLauncher
 
@@ -73,13 +73,6 @@ def carry_history(trainer: pl.Trainer, ckpt_path: Path, epoch: int) -> None:
             writer.writerows(rows)
 
 
-def start_runs(loggers: list) -> None:
-    """An MLflow run is created here, in the launching process; with its id set, every child logs into it."""
-    for logger in loggers:
-        if isinstance(logger, MLFlowLogger):
-            _ = logger.experiment  # creates the experiment if needed, and the run
-
-
 def best_checkpoint(trainer: pl.Trainer) -> str | None:
     """The best checkpoint by the monitored metric (the latest where nothing is monitored), if any was saved."""
     callbacks = sorted(trainer.checkpoint_callbacks, key=lambda c: c.monitor is None)
@@ -91,6 +84,7 @@ class _ReportCarrier(_MultiProcessingLauncher):
         extra = super().get_extra_results(trainer)
         sinks = report_sinks(trainer)
         extra["cnnlab_report"] = sinks.report if sinks is not None else None
+        extra["cnnlab_history"] = trainer.lightning_module.history
         return extra
 
     def update_main_process_results(self, trainer: pl.Trainer, extra: dict[str, Any]) -> None:
@@ -98,6 +92,7 @@ class _ReportCarrier(_MultiProcessingLauncher):
         sinks = report_sinks(trainer)
         if sinks is not None and extra.get("cnnlab_report") is not None:
             sinks.report = extra["cnnlab_report"]
+        trainer.lightning_module.history = extra.get("cnnlab_history", {})
 
 
 class Forked(DDPStrategy):

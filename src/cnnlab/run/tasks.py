@@ -11,7 +11,6 @@ import pytorch_lightning as pl
 
 from cnnlab.checks.eval import EvalPlan
 from cnnlab.checks.train import TrainPlan
-from cnnlab.dashboards import close
 from cnnlab.interrupt import Interrupted
 from cnnlab.nodes import wait_for_master
 from cnnlab.report.console import summary
@@ -44,10 +43,18 @@ def write_results(out: Path, metrics: dict[str, float], trainer: pl.Trainer) -> 
         (out / "results.json").write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
 
 
+def _close(trainer: pl.Trainer) -> None:
+    from cnnlab.dashboards import dashboards
+
+    sink = dashboards(trainer)
+    if sink is not None:
+        sink.finish(trainer)
+
+
 def finish(trainer: pl.Trainer) -> None:
     """Close the dashboards' runs (so that the jobs of a sweep never merge into one), then print the run's summary
     from the report value: the last thing on the console, after every progress bar and logger message."""
-    close(trainer)
+    _close(trainer)
     sinks = lightning.report_sinks(trainer)
     if trainer.is_global_zero and sinks is not None and sinks.report is not None:
         print("\n" + summary(sinks.report), end="", flush=True)
@@ -87,7 +94,7 @@ def train(plan: TrainPlan) -> dict[str, float]:
     try:
         trainer.fit(run.model, datamodule=run.datamodule, ckpt_path=run.ckpt_path)
     except Interrupted as stop:  # Ctrl-C or SIGTERM: the checkpoint is written; say how to go on, last
-        close(trainer)
+        _close(trainer)
         print(f"\n{stop}", file=sys.stderr, flush=True)
         raise SystemExit(stop.exit_code) from None
     metrics = scalars(trainer)
@@ -100,7 +107,7 @@ def train(plan: TrainPlan) -> dict[str, float]:
 
 def evaluate(plan: EvalPlan) -> dict[str, float]:
     """`eval.py`: the checkpoint on its data set's test split (or `data=...`), with the same report files; the curves
-    are the training run's, when its metrics.csv is beside the checkpoint."""
+    are the training run's, which the checkpoint holds."""
     from cnnlab.data import make_datamodule
     from cnnlab.model import LayerListClassifier
 
@@ -110,8 +117,7 @@ def evaluate(plan: EvalPlan) -> dict[str, float]:
     pl.seed_everything(plan.seed, workers=True, verbose=False)
     model = LayerListClassifier.load_from_checkpoint(plan.ckpt_path, map_location="cpu", weights_only=True)
     plan.out.mkdir(parents=True, exist_ok=True)
-    trainer = make_trainer(plan.trainer, plan.loggers, {}, plan.out, plan.config, model.net.table(),
-                           history=plan.training_history)
+    trainer = make_trainer(plan.trainer, plan.loggers, {}, plan.out, plan.config, model.net.table())
     metrics = test(trainer, model, datamodule)
     write_results(plan.out, metrics, trainer)
     finish(trainer)

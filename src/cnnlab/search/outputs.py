@@ -12,8 +12,7 @@ import optuna
 import yaml
 
 from cnnlab.layers import build_network
-from cnnlab.layers.build import describe
-from cnnlab.layers.spec import parse_layers
+from cnnlab.layers.spec import describe, parse_layers
 
 log = logging.getLogger("cnnlab.search")
 

@@ -16,7 +16,7 @@ import torch
 
 from cnnlab.checks.search import SequentialSpaceOptions
 from cnnlab.errors import ArchError, ConfigError
-from cnnlab.layers.build import BUILDERS, Context
+from cnnlab.layers.build import Context, build_layer
 from cnnlab.layers.spec import parse_layer
 
 STATE_PREFIX = "s"  # parameter names: s<depth>|<last>|<size>|<fc count>|<last fc width>
@@ -65,8 +65,10 @@ class SequentialSpace:
 
     kind = "sequential"
 
-    def __init__(self, space: dict[str, Any], input_shape: tuple[int, int, int], num_classes: int):
-        space = SequentialSpaceOptions.read(space).to_dict()  # every key checked, before any trial
+    def __init__(self, space: SequentialSpaceOptions | dict, input_shape: tuple[int, int, int], num_classes: int):
+        """`space`: the plan's checked options (a plain mapping is checked by the same declaration); here it is
+        checked against the data set's input shape."""
+        space = (space if isinstance(space, SequentialSpaceOptions) else SequentialSpaceOptions.read(space)).to_dict()
         self.space, self.max_depth, self.epochs = space, space["max_depth"], space["epochs"]
         self.input_shape, self.num_classes = tuple(input_shape), num_classes
         self.hyper = {"lr": space["lr"], "reg": space["reg"], "batch_size": space["batch_size"]}
@@ -97,8 +99,7 @@ class SequentialSpace:
         layer = parse_layer(state.depth, spec)
         try:
             with torch.device("meta"):  # shapes only: no weights are allocated
-                return BUILDERS[layer.type](layer, state.shape, Context(state.depth, self.input_shape,
-                                                                        self.num_classes)).shape
+                return build_layer(layer, state.shape, Context(state.depth, self.input_shape, self.num_classes)).shape
         except ArchError:
             return None
 

@@ -18,7 +18,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from cnnlab.callbacks import NonFiniteLoss
 from cnnlab.checks.arch import Arch
-from cnnlab.checks.search import QLearningOptions, SearchPlan
+from cnnlab.checks.search import SearchPlan
 from cnnlab.checks.train import TrainPlan
 from cnnlab.data import make_datamodule
 from cnnlab.errors import ArchError, ConfigError
@@ -51,12 +51,11 @@ class _Pruning(pl.Callback):
                 self.pruned, trainer.should_stop = True, True
 
 
-def make_space(space: dict[str, Any], datamodule) -> TemplateSpace | SequentialSpace:
-    if space.get("kind", "template") == "sequential":
+def make_space(space, datamodule) -> TemplateSpace | SequentialSpace:
+    """The plan's checked space options as a space to sample (a sequential one checked against the input shape)."""
+    if space.kind == "sequential":
         return SequentialSpace(space, datamodule.input_shape, datamodule.num_classes)
-    if "kind" in space and space["kind"] != "template":
-        raise ConfigError(f"search.kind = {space['kind']!r}; expected template or sequential.")
-    return TemplateSpace({k: v for k, v in space.items() if k != "kind"})
+    return TemplateSpace(space)
 
 
 class Search:
@@ -71,16 +70,11 @@ class Search:
 
     def _sampler(self) -> optuna.samplers.BaseSampler:
         """The agent that draws the layer lists, checked before any trial."""
-        agent, seed = dict(self.agent), self.options.sampler_seed
-        name = agent.pop("name", None)
-        if name == "tpe":
+        options, seed = self.agent, self.options.sampler_seed
+        if options.name == "tpe":
             return optuna.samplers.TPESampler(seed=seed)
-        if name == "random":
+        if options.name == "random":
             return optuna.samplers.RandomSampler(seed=seed)
-        if self.space.kind != "sequential":
-            raise ConfigError("agent=qlearning builds layer lists one layer at a time: it needs a sequential space, "
-                              "e.g. search=metaqnn (conf/search/metaqnn.yaml), not a template space.")
-        options = QLearningOptions.read({"name": name, **agent})
         self.stages = check_schedule(options.epsilon, self.options.n_trials)
         warning = schedule_warning(self.options.n_trials) if options.epsilon is None else None
         if warning:
@@ -110,7 +104,7 @@ class Search:
             except ImportError as err:  # the URL's database driver is not installed
                 raise _storage_error(url, err) from None
         # one study, one agent and one space: a resumed study must not be continued by another agent
-        signature = {"agent": self.agent.get("name", "tpe"), "space": self.space.kind}
+        signature = {"agent": self.agent.name, "space": self.space.kind}
         before = {k: study.user_attrs.get(k) for k in signature}
         if before["agent"] is None:
             for key, value in signature.items():

@@ -50,8 +50,9 @@ class TemplateSpace:
 
     kind = "template"
 
-    def __init__(self, space: dict[str, Any]):
-        self.space = TemplateSpaceOptions.read(space).to_dict()  # every key checked, before any trial
+    def __init__(self, space: TemplateSpaceOptions | dict):
+        """`space`: the plan's checked options (a plain mapping is checked by the same declaration)."""
+        self.space = (space if isinstance(space, TemplateSpaceOptions) else TemplateSpaceOptions.read(space)).to_dict()
         self.epochs = self.space["epochs"]
 
     def sample(self, trial: optuna.Trial) -> tuple[list[dict[str, Any]], dict[str, Any]]:

@@ -18,11 +18,9 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from cnnlab.data.family import Family
 from cnnlab.data.files import check_labels, missing
-from cnnlab.data.splits import Split
 from cnnlab.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -82,7 +80,11 @@ def read_csv(path: Path, need: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray 
     return images, labels, usages
 
 
-def _split(images: np.ndarray, labels: np.ndarray) -> Split:
+def _split(images: np.ndarray, labels: np.ndarray):
+    import torch
+
+    from cnnlab.data.splits import Split
+
     return Split(torch.from_numpy(images).unsqueeze(1), torch.from_numpy(labels))
 
 
@@ -104,7 +106,9 @@ class FER2013(Family):
     def prepare(self) -> None:
         self._source()  # fail on rank 0 before anything else happens, with the path expected
 
-    def read(self) -> dict[str, Split]:
+    def read(self):
+        from cnnlab.data.splits import Split
+
         sources = self._source()
         if len(sources) == 1:
             images, labels, usages = read_csv(sources[0], ("emotion", "pixels", "Usage"))
@@ -125,7 +129,7 @@ class FER2013(Family):
         return splits
 
     @staticmethod
-    def _by_usage(images: np.ndarray, labels: np.ndarray, usages: list[str]) -> dict[str, Split]:
+    def _by_usage(images: np.ndarray, labels: np.ndarray, usages: list[str]) -> dict:
         usage = np.array([USAGE[u] for u in usages])
         return {name: _split(images[usage == name], labels[usage == name])
                 for name in ("train", "val", "test") if (usage == name).any()}

@@ -4,11 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-import torch
-
 from cnnlab.data.family import Family
-from cnnlab.data.splits import Split
 
 
 class Digits(Family):
@@ -18,11 +14,16 @@ class Digits(Family):
     input_shape = (1, 8, 8)
     all_class_names = tuple(str(d) for d in range(10))
 
-    def read(self) -> dict[str, Split]:
+    def read(self):
         """scikit-learn's own file, read as `sklearn.datasets.load_digits` reads it, without importing that module
         (it pulls in pandas and most of SciPy: a second of the default run's start-up)."""
         import gzip
         import importlib.util
+
+        import numpy as np
+        import torch
+
+        from cnnlab.data.splits import Split
 
         package = Path(importlib.util.find_spec("sklearn").submodule_search_locations[0])
         with gzip.open(package / "datasets" / "data" / "digits.csv.gz", "rt") as f:

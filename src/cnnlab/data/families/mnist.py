@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import torch
-
-from cnnlab.data.family import Family
+from cnnlab.data.family import DownloadOptions, Family
 from cnnlab.data.files import check_labels, find, missing, read_idx
-from cnnlab.data.splits import Split
 from cnnlab.errors import DataError
 
 FILES = {
@@ -19,6 +16,7 @@ class MNIST(Family):
     name = "mnist"
     input_shape = (1, 28, 28)
     all_class_names = tuple(str(d) for d in range(10))
+    Options = DownloadOptions
 
     @property
     def raw_dir(self):
@@ -41,7 +39,11 @@ class MNIST(Family):
                               "(gzipped or not) there by hand, or set CNNLAB_DATA_DIR to a folder that has "
                               "MNIST/raw/.") from None
 
-    def read(self) -> dict[str, Split]:
+    def read(self):
+        import torch
+
+        from cnnlab.data.splits import Split
+
         if self._missing():
             raise missing("MNIST", self.raw_dir, self._missing(),
                           "Run with data.download=true on a machine with network, or copy the files there.")

@@ -11,30 +11,25 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
-from sklearn.model_selection import train_test_split
 
-from cnnlab.checks.data import FolderOptions
+from cnnlab.checks.data import DataOptions, folder_path, image_size
+from cnnlab.checks.fields import OptionError, boolean, choice, number, optional, positive_int, positive_number
+from cnnlab.checks.options import option
 from cnnlab.data import image_cache
 from cnnlab.data.family import Family
-from cnnlab.data.splits import Split
 from cnnlab.errors import ConfigError, DataError
+from cnnlab.machine import memory_bytes
 
 log = logging.getLogger("cnnlab")
 
 SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
 SPLITS = ("train", "val", "test")
-
-
-def memory_gib() -> float:
-    """This machine's physical memory in GiB."""
-    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
 
 
 def _images_in(folder: Path) -> list[Path]:
@@ -46,27 +41,40 @@ def _class_folders(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
 
 
-def channel_stats(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-channel mean and (sample) standard deviation of uint8 images N x C x H x W on the 0..1 scale, from
-    each channel's 256-bin histogram: exact, no float copy of the images, 8x faster than summing floats."""
-    counts = torch.stack([torch.bincount(x[:, c].reshape(-1), minlength=256) for c in range(x.shape[1])])
-    mean, std = histogram_stats(counts)
-    return mean.float(), std.float()
+@dataclass(frozen=True, kw_only=True)
+class FolderOptions(DataOptions):
+    """`data=folder`: your own images, one folder per class (or train/, val/, test/ folders)."""
 
+    root: str = option(folder_path, "???", "the folder of class folders")
+    image_size: tuple[int, int] | None = option(image_size, None, "resize every image to this size")
+    channels: int | None = option(choice(None, 1, 3), None, "1 (grey) or 3 (RGB); null: the images' own")
+    val_fraction: float = option(number(0, 1, high_open=True), 0.1, "of all images, for validation (no val/)")
+    test_fraction: float = option(number(0, 1, high_open=True), 0.1, "of all images, for testing (no test/)")
+    skip_bad_images: bool = option(boolean, False, "skip and count unreadable files instead of stopping")
+    cache: bool = option(boolean, True, "keep the decoded pixels for the next run")
+    cache_dir: str | None = option(optional(folder_path), None, "where the cache goes (null: ROOT/.cnnlab_cache)")
+    workers: int | None = option(optional(positive_int), None, "decoding processes (null: all cores)")
+    max_memory_gb: float | None = option(optional(positive_number), None,
+                                         "refuse a folder whose decoded images exceed this (null: a quarter of RAM)")
 
-def histogram_stats(counts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-channel mean and sample standard deviation (float64, 0..1 scale) from 256-bin histograms C x 256; also
-    for prepare.py, which adds up the histograms of its writer tasks."""
-    counts = counts.double()
-    values = torch.arange(256, dtype=torch.float64) / 255
-    n = counts[0].sum()
-    mean = (counts * values).sum(1) / n
-    var = (counts * (values - mean[:, None]).square()).sum(1) / (n - 1).clamp_min(1)
-    return mean, var.sqrt()
+    def validate(self) -> None:
+        super().validate()
+        if self.root == "???":
+            raise OptionError("data=folder needs data.root=PATH: a folder with one sub-folder of images per class "
+                              "(or train/, val/, test/ folders that each hold the class folders).")
+        if not Path(self.root).expanduser().is_dir():
+            raise OptionError(f"data.root={self.root} does not exist or is not a folder; give a folder with one "
+                              "sub-folder of images per class.")
+        if self.val_fraction + self.test_fraction >= 1:
+            raise OptionError(f"data.val_fraction + data.test_fraction = {self.val_fraction + self.test_fraction:g}; "
+                              "they must leave images for training (sum < 1).")
+        if self.channels is not None:
+            self.check_channels(self.channels)
 
 
 class Folder(Family):
     name = "folder"
+    Options = FolderOptions
 
     def __init__(self, options: FolderOptions, data_dir: str | Path):
         super().__init__(options, data_dir)
@@ -76,16 +84,13 @@ class Folder(Family):
         self.workers = image_cache.worker_count(options.workers, "data.workers")
         # loading holds the images twice for a moment (decoded, then gathered into the splits): a quarter of the
         # memory leaves the other half for that, the network and the rest of the process
-        self.max_memory_gb = options.max_memory_gb or memory_gib() / 4
+        self.max_memory_gb = options.max_memory_gb or memory_bytes() / 2**30 / 4
         self.needs_statistics = options.mean is None or options.std is None
         self.mean = self.std = None  # computed from the training split when read, if the config gives none
         self.files, self.labels, self.split_of, self.all_class_names = self._scan()
+        options.check_classes(list(self.all_class_names))
         self.input_shape = self._shape()
-        for key in ("mean", "std"):
-            values = getattr(options, key)
-            if values is not None and len(values) != self.input_shape[0]:
-                raise ConfigError(f"data.{key} has {len(values)} values; expected one per channel "
-                                  f"({self.input_shape[0]}).")
+        options.check_channels(self.input_shape[0])
 
     @property
     def skip_bad_images(self) -> bool:
@@ -197,13 +202,19 @@ class Folder(Family):
             image_cache.save_cache(self._cache_file(), self._key(), decoded, {"shape": list(self.input_shape)})
         return decoded
 
-    def file_splits(self) -> dict[str, Split]:
+    def file_splits(self) -> dict:
         """The folder's splits with each image's index in `self.files` in place of its pixels: nothing is decoded
         (for `prepare.py`, which streams the files into shards)."""
+        import torch
+
         return self._parts(torch.arange(len(self.files)), np.arange(len(self.files)))
 
-    def _parts(self, x: torch.Tensor, keep: np.ndarray) -> dict[str, Split]:
+    def _parts(self, x, keep: np.ndarray) -> dict:
         """The kept images by split folder, then the missing splits carved from train."""
+        import torch
+
+        from cnnlab.data.splits import Split
+
         y = torch.from_numpy(self.labels)
         splits = {}
         for part in {self.split_of[i] for i in keep}:
@@ -220,7 +231,12 @@ class Folder(Family):
                             f"write them into shards once (python src/prepare.py data=folder data.root={self.root} "
                             "out=SHARDS) and train with data=stream data.root=SHARDS, or raise data.max_memory_gb.")
 
-    def read(self) -> dict[str, Split]:
+    def read(self) -> dict:
+        import torch
+
+        from cnnlab.data.splits import Split
+        from cnnlab.data.statistics import channel_stats
+
         self._check_memory()
         decoded = self._decode()
         bad = int((~decoded.ok).sum())
@@ -244,8 +260,11 @@ class Folder(Family):
                  " / ".join(f"{k} {len(v):,}" for k, v in splits.items()), len(self.all_class_names))
         return splits
 
-    def _carve_fractions(self, splits: dict[str, Split]) -> dict[str, Split]:
+    def _carve_fractions(self, splits: dict) -> dict:
         """A test and a validation split taken from train where the folder has none (stratified, seeded)."""
+        import torch
+        from sklearn.model_selection import train_test_split
+
         for part, fraction in (("test", self.options.test_fraction), ("val", self.options.val_fraction)):
             if part in splits:
                 continue

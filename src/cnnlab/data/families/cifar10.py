@@ -1,27 +1,14 @@
-"""CIFAR-10 and CIFAR-100 in torchvision's layout (`cifar-10-batches-py/`, `cifar-100-python/`), read without
-running pickled code."""
+"""CIFAR-10 in torchvision's layout (`cifar-10-batches-py/`), read without running pickled code."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import numpy as np
-import torch
 
-from cnnlab.data.family import Family
+from cnnlab.data.family import DownloadOptions, Family
 from cnnlab.data.files import check_labels, missing, read_pickle
-from cnnlab.data.splits import Split
 from cnnlab.errors import DataError
-
-CIFAR100_CLASSES = (
-    "apple aquarium_fish baby bear beaver bed bee beetle bicycle bottle bowl boy bridge bus butterfly camel can "
-    "castle caterpillar cattle chair chimpanzee clock cloud cockroach couch crab crocodile cup dinosaur dolphin "
-    "elephant flatfish forest fox girl hamster house kangaroo keyboard lamp lawn_mower leopard lion lizard lobster "
-    "man maple_tree motorcycle mountain mouse mushroom oak_tree orange orchid otter palm_tree pear pickup_truck "
-    "pine_tree plain plate poppy porcupine possum rabbit raccoon ray road rocket rose sea seal shark shrew skunk "
-    "skyscraper snail snake spider squirrel streetcar sunflower sweet_pepper table tank telephone television tiger "
-    "tractor train trout tulip turtle wardrobe whale willow_tree wolf woman worm"
-).split()
 
 
 class CIFAR10(Family):
@@ -32,6 +19,7 @@ class CIFAR10(Family):
     files = {"train": [f"data_batch_{i}" for i in range(1, 6)], "test": ["test_batch"]}
     label_key = "labels"
     torchvision_class = "CIFAR10"
+    Options = DownloadOptions
 
     @property
     def root(self) -> Path:
@@ -52,7 +40,11 @@ class CIFAR10(Family):
                               f"The download failed ({type(err).__name__}: {err}). Unpack the python version "
                               "of the data set there by hand, or set CNNLAB_DATA_DIR.") from None
 
-    def _read(self, path: Path) -> Split:
+    def _read(self, path: Path):
+        import torch
+
+        from cnnlab.data.splits import Split
+
         batch = read_pickle(path)
         if "data" not in batch or self.label_key not in batch:
             raise DataError(f"{path}: keys {sorted(batch)}; expected 'data' and '{self.label_key}'.")
@@ -63,17 +55,11 @@ class CIFAR10(Family):
         check_labels(labels, len(self.all_class_names), path, what="image")
         return Split(torch.from_numpy(data.reshape(-1, 3, 32, 32).copy()), torch.from_numpy(labels))
 
-    def read(self) -> dict[str, Split]:
+    def read(self):
+        from cnnlab.data.splits import Split
+
         if self._missing():
             raise missing(self.name, self.root, self._missing(),
                           "Run with data.download=true on a machine with network, or copy the files there.")
         return {split: Split.concat([self._read(self.root / n) for n in names]) for split, names in self.files.items()}
 
-
-class CIFAR100(CIFAR10):
-    name = "cifar100"
-    all_class_names = tuple(CIFAR100_CLASSES)
-    folder = "cifar-100-python"
-    files = {"train": ["train"], "test": ["test"]}
-    label_key = "fine_labels"
-    torchvision_class = "CIFAR100"
