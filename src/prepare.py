@@ -22,5 +22,5 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
-    set_root()
+    set_root("prepare")
     main()

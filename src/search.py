@@ -21,5 +21,5 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
-    set_root()
+    set_root("search")
     main()

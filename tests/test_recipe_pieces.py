@@ -123,7 +123,7 @@ def test_optim_muon_composes_into_one_optimizer(tmp_path):
     weight, bias = torch.nn.Parameter(torch.randn(4, 3)), torch.nn.Parameter(torch.zeros(4))
     optimizer = factory(params=[{"params": [weight], "matrix": True}, {"params": [bias]}], weight_decay=1e-3)
     assert [type(o).__name__ for o in optimizer.optimizers] == ["KernelMuon", "SGD"]
-    assert optimizer.param_groups[0]["lr"] == 0.24 and optimizer.param_groups[1]["lr"] == 0.05
+    assert optimizer.param_groups[0]["lr"] == 2e-3 and optimizer.param_groups[1]["lr"] == 0.05
 
 
 # --- width, depth, REPEAT ---------------------------------------------------------------------------------------

@@ -64,8 +64,8 @@ class ReportSinks(pl.Callback):
     this order: the files, then the dashboards (which upload those files). The task prints it last on the console;
     under a forked or spawned strategy the value comes back to the launching process with the metrics."""
 
-    def __init__(self, out_dir: str | Path, arch_table: str):
-        self.out_dir, self.arch_table = Path(out_dir), arch_table
+    def __init__(self, out_dir: str | Path, arch_table: str, sample: str | None = None):
+        self.out_dir, self.arch_table, self.sample = Path(out_dir), arch_table, sample  # sample: the run's limits
         self.report = None
 
     def on_test_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -77,7 +77,7 @@ class ReportSinks(pl.Callback):
 
         metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
         report = make_report(metrics, pl_module.test_confusion, trainer.datamodule.class_names, pl_module.history,
-                             self.out_dir)
+                             self.out_dir, self.sample)
         images = draw(report)
         files = write_files(report, self.out_dir, images)
         sink = dashboards(trainer)

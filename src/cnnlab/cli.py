@@ -19,14 +19,24 @@ CONFIG_DIR = str(ROOT / "conf")
 register()  # the option groups' schemas, before Hydra composes anything
 
 
-def set_root() -> None:
+def set_root(config_name: str) -> None:
     """Before Hydra parses the command line: run directories and data default to the repository wherever the command
     is started from; the config files parse (a broken one is one sentence, not Hydra's traceback); `group=null` means
-    no entry of that group, as `~group` does (Hydra stops on it with a ValueError)."""
+    no entry of that group, as `~group` does (Hydra stops on it with a ValueError); `--help` is the entry point's
+    own; an unknown name is one sentence (`cnnlab.overrides`)."""
+    from cnnlab import overrides
+
     os.environ.setdefault("CNNLAB_ROOT", str(ROOT))
     for folder in [Path(CONFIG_DIR), *search_path(sys.argv[1:])]:
         check_config_files(folder)
     sys.argv[1:] = [null_group(arg) for arg in sys.argv[1:]]
+    if {"--help", "-h"} & set(sys.argv[1:]):
+        overrides.show_help(config_name)
+    if not {"--cfg", "-c", "--hydra-help", "--info", "-i", "--shell-completion", "-sc"} & set(sys.argv[1:]):
+        problem = overrides.check_overrides(config_name, sys.argv[1:])
+        if problem is not None:
+            print(f"error: {problem}", file=sys.stderr)
+            sys.exit(2)
 
 
 def search_path(args: list[str]) -> list[Path]:
@@ -95,8 +105,34 @@ def _job_failed(err: Exception) -> None:
     message = (own or f"{type(err).__name__}: {err}").splitlines()[0]
     trace = "" if own is not None else "\n" + traceback.format_exc()
     (out_dir / "error.txt").write_text(message + "\n" + trace)
+    log_to_file(f"error: {message}{trace}")
     print(f"error in job {out_dir.name}: {message}", file=sys.stderr)
     return None
+
+
+def log_to_file(text: str) -> None:
+    """Into the run's train.log only (Hydra's file handler): the console has had its own line."""
+    import logging
+
+    record = logging.LogRecord("cnnlab", logging.ERROR, __file__, 0, text, None, None)
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.FileHandler):
+            handler.handle(record)
+
+
+def record_stop(message: str, status: str = "failed") -> None:
+    """A run that ends without its results says why: in its train.log, and in a results.json that says `status`
+    (never over one a finished run wrote)."""
+    import json
+
+    from hydra.core.hydra_config import HydraConfig
+
+    log_to_file(message)
+    if not HydraConfig.initialized():
+        return
+    out = Path(HydraConfig.get().runtime.output_dir)
+    if out.is_dir() and not (out / "results.json").exists():
+        (out / "results.json").write_text(json.dumps({"status": status, "error": message}, indent=2) + "\n")
 
 
 def own_message(err: BaseException) -> str | None:
@@ -122,8 +158,10 @@ def friendly_errors(task: Callable) -> Callable:
             if in_multirun():
                 return _job_failed(err)
             if os.environ.get("HYDRA_FULL_ERROR") == "1":
+                record_stop(traceback.format_exc())
                 raise
             message = own_message(err)
+            record_stop(f"error: {message}" if message else traceback.format_exc())
             if message is None:
                 raise
             print(f"error: {message}", file=sys.stderr)

@@ -26,9 +26,6 @@ class Finished:
 def read_run(folder: Path) -> Finished:
     if not folder.is_dir():
         raise OptionError(f"{folder} is not a folder; give run folders, e.g. outputs/train/2026-12-01_10-00-00.")
-    if not (folder / "results.json").is_file():
-        raise OptionError(f"{folder} holds no results.json: not a finished run (an interrupted or failed one, or "
-                          "not a run folder); leave it out or finish it first.")
     try:
         results = json.loads((folder / "results.json").read_text())
         config_file = folder / "config.yaml"
@@ -45,12 +42,37 @@ def read_run(folder: Path) -> Finished:
     return Finished(folder, results, name)
 
 
+def unfinished(folder: Path) -> str | None:
+    """Why a folder holds no finished run (None when it does): not a folder is the user's mistake, not skipped."""
+    if not folder.is_dir():
+        raise OptionError(f"{folder} is not a folder; give run folders, e.g. outputs/train/2026-12-01_10-00-00.")
+    results = folder / "results.json"
+    if not results.is_file():
+        return "no results.json (a run still going, stopped, or not a run folder)"
+    try:
+        status = json.loads(results.read_text())
+    except ValueError:
+        return None  # damaged: read_run says so
+    if isinstance(status, dict) and status.get("status") == "failed":
+        return f"the run failed: {status.get('error', '?')}"
+    return None
+
+
 def compare(folders: list[Path], metric: str, out: Path) -> list[dict]:
     """The table, sorted best first by `metric`; summary.csv and summary.png in `out`."""
     if not folders:
         raise OptionError("compare.py needs run folders: python src/compare.py outputs/train/<run> outputs/train/<run>")
     writable(out, "--out")
-    runs = [read_run(Path(f)) for f in folders]
+    runs = []
+    for folder in map(Path, folders):
+        why = unfinished(folder)
+        if why:
+            print(f"skipped {folder}: {why}")
+        else:
+            runs.append(read_run(folder))
+    if not runs:
+        raise OptionError(f"none of the {len(folders)} folders holds a finished run (each skipped above); give run "
+                          "folders with a results.json, e.g. outputs/train/2026-12-01_10-00-00.")
     kinds = sorted({r.data for r in runs})
     if len(kinds) > 1:
         raise OptionError(f"these runs were trained on different data sets ({'; '.join(kinds)}); their figures do not "
@@ -73,10 +95,10 @@ def compare(folders: list[Path], metric: str, out: Path) -> list[dict]:
     shown = list(dict.fromkeys([metric, *(m for m in METRICS if m != metric), "time/total_s"]))
     width = max(len(str(r.folder)) for r in runs)
     print(f"{runs[0].data}: {len(runs)} runs, by {metric} ({'lower' if lower else 'higher'} is better)")
-    print(f"{'run':{width}s}  " + "  ".join(f"{m:>14s}" for m in shown))
-    for run in runs:
+    print(f"{'run':{width}s}  " + "  ".join(f"{m:>14s}" for m in shown) + "  overrides")
+    for run, row in zip(runs, rows):
         cells = [run.results.get(m) for m in shown]
         print(f"{str(run.folder):{width}s}  " + "  ".join(f"{c:14.4f}" if isinstance(c, float) else f"{'':14s}"
-                                                           for c in cells))
+                                                           for c in cells) + f"  {row['overrides'] or '(defaults)'}")
     print(f"table: {out / 'summary.csv'}, plot: {out / 'summary.png'}")
     return rows

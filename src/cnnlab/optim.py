@@ -11,14 +11,49 @@ every group's rate, checkpoints hold both states, lookahead and DDP see the mode
 
 from __future__ import annotations
 
-from collections import ChainMap, OrderedDict
-from collections.abc import Callable, Iterable
+import inspect
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, MutableMapping
 from typing import Any
 
 import torch
 from torch.optim import Optimizer
 
 MATRIX = "matrix"  # the param-group key that marks C and FC weights for Muon
+
+
+def clipping(base: type[Optimizer]) -> type[Optimizer]:
+    """`base` with one more argument, `clip`: the gradients' total norm is clipped to it before each step (null: not
+    clipped). Without batch norm, a network at PyTorch's initialisation sits on a plateau of tiny gradients and then
+    takes a few huge ones: SGD needs a rate high enough to leave the plateau and clipping to survive the jump. The
+    norm is computed on the device: no host read per step."""
+
+    def __init__(self, params, *args, clip: float | None = None, **kwargs):
+        base.__init__(self, params, *args, **kwargs)
+        self.clip = clip
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        loss = None
+        if closure is not None:  # Lightning computes the gradients in the closure: first them, then the clip
+            with torch.enable_grad():
+                loss = closure()
+        if self.clip:
+            grads = [p for group in self.param_groups for p in group["params"] if p.grad is not None]
+            torch.nn.utils.clip_grad_norm_(grads, self.clip, foreach=True)
+        base.step(self)
+        return loss
+
+    clipped = type(base.__name__, (base,), {"__init__": __init__, "step": step, "__module__": __name__,
+                                            "__qualname__": base.__name__, "__doc__": clipping.__doc__})
+    signature = inspect.signature(base)  # what the config check reads: every argument of `base`, and clip
+    clip = inspect.Parameter("clip", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=float | None)
+    clipped.__signature__ = signature.replace(parameters=[*signature.parameters.values(), clip])
+    return clipped
+
+
+SGD = clipping(torch.optim.SGD)
+RMSprop = clipping(torch.optim.RMSprop)
 
 
 def splits_matrices(fn: Callable) -> Callable:
@@ -76,13 +111,47 @@ class KernelMuon(torch.optim.Muon):
         return loss
 
 
+class _States(MutableMapping):
+    """The inner optimizers' states as one mapping, each key read and written in the state of the optimizer that owns
+    the parameter. (A ChainMap would write into the first optimizer's, and reading a missing key through it would
+    create an entry there, torch's states being defaultdicts: after a resume Lightning's moves to the device left
+    the other optimizer's states in Muon's, whose state_dict then failed.)"""
+
+    def __init__(self, optimizers: list[Optimizer]):
+        self.optimizers = optimizers
+
+    def _state_of(self, key) -> dict:
+        for optimizer in self.optimizers:
+            if key in optimizer.state:
+                return optimizer.state
+        for optimizer in self.optimizers:
+            if any(p is key for group in optimizer.param_groups for p in group["params"]):
+                return optimizer.state
+        raise KeyError(key)
+
+    def __getitem__(self, key):
+        return self._state_of(key)[key]
+
+    def __setitem__(self, key, value) -> None:
+        self._state_of(key)[key] = value
+
+    def __delitem__(self, key) -> None:
+        del self._state_of(key)[key]
+
+    def __iter__(self):
+        return (key for optimizer in self.optimizers for key in optimizer.state)
+
+    def __len__(self) -> int:
+        return sum(len(optimizer.state) for optimizer in self.optimizers)
+
+
 class Combined(Optimizer):
     """Several optimizers over disjoint parameters, seen as one: their param groups in order, their states merged;
     `step` and `zero_grad` go to each, `state_dict` holds each one's."""
 
-    def __init__(self, optimizers: list[Optimizer]):
+    def __init__(self, optimizers: list[Optimizer], clip: float | None = None):
         # no Optimizer.__init__: the groups and the state are the inner optimizers' own
-        self.optimizers = optimizers
+        self.optimizers, self.clip = optimizers, clip
         self.defaults = {}
         for hooks in ("_optimizer_step_pre_hooks", "_optimizer_step_post_hooks", "_optimizer_state_dict_pre_hooks",
                       "_optimizer_state_dict_post_hooks", "_optimizer_load_state_dict_pre_hooks",
@@ -94,14 +163,14 @@ class Combined(Optimizer):
         return [group for o in self.optimizers for group in o.param_groups]
 
     @property
-    def state(self) -> ChainMap:
-        return ChainMap(*(o.state for o in self.optimizers))
+    def state(self) -> _States:
+        return _States(self.optimizers)
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"optimizers": self.optimizers}
+        return {"optimizers": self.optimizers, "clip": self.clip}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__init__(state["optimizers"])
+        self.__init__(state["optimizers"], state.get("clip"))
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({', '.join(type(o).__name__ for o in self.optimizers)})"
@@ -111,6 +180,11 @@ class Combined(Optimizer):
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
+        if self.clip:  # the sources' gradients, as the model sees them (Muon's views share them)
+            grads = [p for o in self.optimizers for p in getattr(o, "sources", ()) if p.grad is not None]
+            grads += [p for o in self.optimizers if not hasattr(o, "sources") for group in o.param_groups
+                      for p in group["params"] if p.grad is not None]
+            torch.nn.utils.clip_grad_norm_(grads, self.clip, foreach=True)
         for optimizer in self.optimizers:
             optimizer.step()
         return loss
@@ -136,9 +210,10 @@ class Combined(Optimizer):
 @splits_matrices
 def muon(params: list[dict[str, Any]], other: Callable[..., Optimizer], lr: float = 0.02, momentum: float = 0.95,
          nesterov: bool = True, ns_steps: int = 5, decay: float = 0.0, normalize: bool = False,
-         adjust_lr: str | None = None, weight_decay: float = 0.0) -> Optimizer:
+         adjust_lr: str | None = None, weight_decay: float = 0.0, clip: float | None = None) -> Optimizer:
     """Muon (`lr`, `momentum`, `nesterov`, `ns_steps`; its own decoupled weight `decay`, or `normalize`) for the param
-    groups marked `matrix`, `other` (a partial optimizer, with `weight_decay`: the seed's L2 penalty) for the rest."""
+    groups marked `matrix`, `other` (a partial optimizer, with `weight_decay`: the seed's L2 penalty) for the rest;
+    `clip`: the total gradient norm, as `clipping` does."""
     groups = [g if isinstance(g, dict) else {"params": [g]} for g in params]
     matrices, rest = [g for g in groups if g.get(MATRIX)], [g for g in groups if not g.get(MATRIX)]
     parts: list[Optimizer] = []
@@ -150,4 +225,4 @@ def muon(params: list[dict[str, Any]], other: Callable[..., Optimizer], lr: floa
         parts.append(other(params=rest, weight_decay=weight_decay))
     if not parts:
         raise ValueError("optimizer got an empty parameter list")
-    return Combined(parts)
+    return Combined(parts, clip)

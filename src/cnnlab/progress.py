@@ -48,15 +48,16 @@ class EpochsFromOne(RichProgressBar):
 
 
 def _images(batches: int | float, loader) -> int:
-    """Images in `batches` batches of a loader (all of them when `batches` is its length)."""
+    """Images in the first `batches` batches of a loader (all of them when `batches` is its length)."""
     try:
         total = len(loader.dataset) if hasattr(loader, "dataset") else 0
         size = len(loader)
     except TypeError:
         return 0
-    if not size or batches == float("inf"):
+    if not size or batches == float("inf") or batches >= size:
         return total
-    return total if batches >= size else math.ceil(total * batches / size)
+    per_batch = getattr(loader.sampler, "batch_size", None) or loader.batch_size or math.ceil(total / size)
+    return min(total, int(batches) * per_batch)
 
 
 class LineProgress(pl.Callback):
@@ -90,11 +91,13 @@ class LineProgress(pl.Callback):
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs, batch,
                            batch_idx: int) -> None:
         self._images += len(batch[1])
+        first_step = self._first_batch is None and trainer.current_epoch == self._epochs_done_before
         if self._first_batch is None:
             self._first_batch = batch_idx
         now = time.perf_counter()
         self._train_seconds = now - self._epoch_start  # training only: validation comes after the last batch
-        if now - self._last_line < self.every_s or not trainer.is_global_zero:
+        # the first step's line says at once that training runs, how fast and for how long; then one a minute
+        if (now - self._last_line < self.every_s and not first_step) or not trainer.is_global_zero:
             return
         self._last_line = now
         total = trainer.num_training_batches

@@ -20,10 +20,12 @@ def job_row(job_dir: Path) -> dict[str, Any]:
     overrides_file = job_dir / ".hydra" / "overrides.yaml"
     overrides = yaml.safe_load(overrides_file.read_text()) if overrides_file.is_file() else []
     row: dict[str, Any] = {"job": job_dir.name, "overrides": " ".join(overrides or [])}
-    if (job_dir / "results.json").is_file():
-        results = json.loads((job_dir / "results.json").read_text())
+    results = json.loads((job_dir / "results.json").read_text()) if (job_dir / "results.json").is_file() else {}
+    if results and "status" not in results:  # a run that stopped early says so in its results.json
         row["status"] = "completed"
         row.update({m: results.get(m, "") for m in METRICS})
+    elif results:
+        row["status"] = f"{results['status']}: {str(results.get('error', '?')).splitlines()[0]}"
     else:
         error = job_dir / "error.txt"
         row["status"] = "failed: " + (error.read_text().strip().splitlines() or ["?"])[0] if error.is_file() \
@@ -83,11 +85,15 @@ def _plot(sweep_dir: Path, jobs: list[Path], rows: list[dict[str, Any]]) -> None
     if curves.lines:
         curves.legend(fontsize=7)
     accuracy = [float(r["test/acc"]) if r.get("test/acc") not in (None, "") else 0.0 for r in rows]
-    bars.barh(range(len(rows)), accuracy, color=["tab:blue" if r["status"] == "completed" else "tab:red"
-                                                for r in rows])
+    drawn = bars.barh(range(len(rows)), accuracy, color=["tab:blue" if r["status"] == "completed" else "tab:red"
+                                                         for r in rows])
+    bars.bar_label(drawn, [f"{a:.2%}" if r["status"] == "completed" else "failed" for a, r in zip(accuracy, rows)],
+                   padding=3, fontsize=7)
     bars.set_yticks(range(len(rows)), labels, fontsize=7)
     bars.invert_yaxis()
-    bars.set(title="test accuracy (red: failed)", xlim=(0, 1))
+    finished = [a for a, r in zip(accuracy, rows) if r["status"] == "completed"]
+    low = max(0.0, min(finished) - 0.1 * (1 - min(finished)) - 0.01) if finished else 0.0  # close values stay apart
+    bars.set(title="test accuracy (red: failed)", xlim=(low, 1.02))
     fig.tight_layout()
     fig.savefig(sweep_dir / "summary.png", dpi=110)
     plt.close(fig)

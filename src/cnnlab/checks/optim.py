@@ -42,7 +42,7 @@ ARGUMENTS: dict[str, Checker] = {
     "centered": boolean, "amsgrad": boolean, "maximize": boolean, "capturable": boolean, "differentiable": boolean,
     "foreach": optional(boolean), "fused": optional(boolean), "rho": probability, "lr_decay": non_negative,
     "initial_accumulator_value": non_negative,
-    "ns_steps": positive_int, "decay": non_negative, "normalize": boolean,
+    "ns_steps": positive_int, "decay": non_negative, "normalize": boolean, "clip": optional(positive_number),
     "adjust_lr": optional(choice("original", "match_rms_adamw")),
     "T_max": positive_int, "eta_min": non_negative, "step_size": positive_int, "gamma": positive_number,
     "warmup": probability, "final": non_negative, "start": non_negative, "max_lr": positive_number,

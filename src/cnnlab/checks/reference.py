@@ -92,6 +92,32 @@ def options() -> list[str]:
     return parts
 
 
+def option_lines(entry_point: str) -> list[str]:
+    """`--help`'s options of an entry point, one line each: `  model.reg 0.001: the seed's L2 penalty ...`."""
+    from cnnlab.checks import deploy, eval, prepare, search, train
+    from cnnlab.checks.arch import ArchOptions
+    from cnnlab.checks.data import DataOptions
+    from cnnlab.checks.model import ModelOptions
+    from cnnlab.checks.trainer import TrainerOptions
+
+    groups = {"train": [(train.RunOptions, ""), (ArchOptions, "arch."), (ModelOptions, "model."),
+                        (DataOptions, "data."), (TrainerOptions, "trainer.")],
+              "eval": [(eval.EvalOptions, ""), (DataOptions, "data."), (TrainerOptions, "trainer.")],
+              "search": [(search.SearchOptions, ""), (ModelOptions, "model."), (DataOptions, "data."),
+                         (TrainerOptions, "trainer.")],
+              "predict": [(deploy.PredictOptions, "")], "export": [(deploy.ExportOptions, "")],
+              "prepare": [(prepare.PrepareOptions, ""), (DataOptions, "data.")]}[entry_point]
+    lines = []
+    for options, prefix in groups:
+        for field in dataclasses.fields(options):
+            declared = field.metadata.get("field")
+            if declared is None or field.name in ("task_name", "other", "family"):
+                continue
+            default = "(required)" if declared.required else shown(declared.check(declared.default))
+            lines.append(f"  {prefix}{field.name} {default}: {declared.help}")
+    return lines
+
+
 def framed(name: str, body: str) -> str:
     return f"{BEGIN.format(name=name)}\n{body}\n{END.format(name=name)}"
 

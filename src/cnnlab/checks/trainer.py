@@ -137,6 +137,15 @@ class TrainerOptions(Options):
             raise OptionError("trainer.max_epochs = -1 trains until trainer.max_steps, which is -1 too; set one of "
                               "them to a positive number.")
 
+    def shortened(self) -> str | None:
+        """The limits that cut the run's phases short (debug=fast, limit_*_batches), as text; None when none does.
+        An int limit is a number of batches (1 is one batch), a float a fraction (1.0 is all of them)."""
+        limits = [f"{what} {value}" for what, value in (("training batches per epoch", self.limit_train_batches),
+                                                       ("validation batches", self.limit_val_batches),
+                                                       ("test batches per evaluated split", self.limit_test_batches))
+                  if value is not None and not (isinstance(value, float) and value == 1.0)]
+        return ", ".join(limits) or None
+
     def check_devices(self) -> None:
         """GPUs asked for must be there (imports torch: called once the plan needs it anyway)."""
         if self.accelerator in ("gpu", "cuda"):

@@ -42,7 +42,9 @@ def confusions(report: Report, n: int = 10) -> str:
 
 def summary(report: Report) -> str:
     """The seed's closing block; at more than 20 classes the parts that fit a screen, the files holding the rest."""
-    head = [
+    head = [f"a shortened run ({report.sample}): the figures describe those batches, not the model", ""] \
+        if report.sample else []
+    head += [
         f"training error rate: {report.pct('train_eval/err')}   (training set, evaluation mode)",
         f"test error rate:     {report.pct('test/err')}   (test accuracy {report.pct('test/acc')}, "
         f"{report.images} images)",

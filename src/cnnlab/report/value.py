@@ -18,6 +18,7 @@ class Report:
     per_class_text: str  # the same, as scikit-learn prints it
     history: dict[str, dict[int, float]] = field(default_factory=dict)  # metric -> {epoch: value}, for the curves
     run_dir: str = ""
+    sample: str | None = None  # set when the figures describe a sample of the splits (debug=fast, limit_*_batches)
 
     @property
     def images(self) -> int:
@@ -29,7 +30,7 @@ class Report:
 
 
 def make_report(metrics: dict[str, float], confusion, class_names: list[str], history: dict[str, dict[int, float]],
-                run_dir: Path) -> Report:
+                run_dir: Path, sample: str | None = None) -> Report:
     """The value, from the test loop's results (the confusion matrix a tensor, counts of the test split)."""
     import numpy as np
     from sklearn.metrics import classification_report  # imported when the report is made, not at start-up
@@ -41,4 +42,4 @@ def make_report(metrics: dict[str, float], confusion, class_names: list[str], hi
     kwargs = dict(labels=list(range(len(class_names))), target_names=class_names, zero_division=0)
     text = classification_report(y_true, y_pred, digits=4, **kwargs)
     table = classification_report(y_true, y_pred, output_dict=True, **kwargs)
-    return Report(dict(metrics), cm.tolist(), list(class_names), table, text, history, str(run_dir))
+    return Report(dict(metrics), cm.tolist(), list(class_names), table, text, history, str(run_dir), sample)

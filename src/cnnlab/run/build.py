@@ -93,7 +93,8 @@ def make_trainer(options: TrainerOptions, logger_configs: dict[str, dict], callb
     are one sentence here, before any data is read."""
     callbacks = [*(instantiate(c, f"callbacks.{name}") for name, c in callback_configs.items()), *extra]
     adapters = adapters_of(logger_configs)
-    callbacks += [StopOnNonFiniteLoss(every), ReportSinks(out, arch_table), Dashboards(config, adapters), Timing()]
+    callbacks += [StopOnNonFiniteLoss(every), ReportSinks(out, arch_table, options.shortened()),
+                  Dashboards(config, adapters), Timing()]
     if options.enable_progress_bar:
         callbacks.append(EpochsFromOne())  # Lightning's bar, counting epochs from 1 as the log lines do
     elif not quiet:

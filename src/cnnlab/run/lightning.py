@@ -39,6 +39,9 @@ def quiet_lightning() -> None:
         r"Experiment logs directory .* exists and is not empty",  # the run dir already holds .hydra/
         r"The number of training batches .* is smaller than the logging interval",  # cnnlab logs per epoch
         r".*LeafSpec.* is deprecated",
+        # a resumed run writes a new run folder by design (its own best and last checkpoints); the old folder's best
+        # checkpoint is not this run's
+        r"The dirpath has changed from .* won't be reloaded",
         # cnnlab's loaders do resume mid-epoch (the in-memory sampler skips the batches done, litdata's loader keeps
         # its position in the checkpoint): the resumed run sees exactly the uninterrupted run's batches
         r".*resuming from a checkpoint that ended before the epoch ended.*",

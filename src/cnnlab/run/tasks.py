@@ -24,7 +24,8 @@ log = logging.getLogger("cnnlab")
 def already_done(plan: TrainPlan) -> dict[str, float] | None:
     """In a sweep re-run into the same folder, a job whose config is unchanged and finished is not run again."""
     results, config = plan.out / "results.json", plan.out / "config.yaml"
-    if plan.job.in_sweep and results.is_file() and config.is_file() and config.read_text() == config_text(plan.config):
+    if plan.job.in_sweep and results.is_file() and config.is_file() and config.read_text() == config_text(plan.config) \
+            and "status" not in json.loads(results.read_text()):
         log.info("%s: finished before with the same config; not run again.", plan.out)
         return json.loads(results.read_text())
     return None
@@ -63,20 +64,15 @@ def finish(trainer: pl.Trainer) -> None:
 def test(trainer: pl.Trainer, model, datamodule, ckpt_path: str | None = None) -> dict[str, float]:
     """The test split and the (unaugmented) training set; the report sinks write the report."""
     lightning.continue_csv(trainer)
-    trainer.test(model, datamodule=datamodule, ckpt_path=ckpt_path, verbose=False)
+    trainer.test(model, datamodule=datamodule, ckpt_path=ckpt_path, verbose=False, weights_only=True)
     return scalars(trainer)
 
 
 def shortened(plan) -> None:
     """One line when the trainer's limits shorten the run (debug=fast, limit_*_batches): its figures are a sample's."""
-    options = plan.trainer
-    limits = [f"{what} {value}" for what, value in (("training batches per epoch", options.limit_train_batches),
-                                                   ("validation batches", options.limit_val_batches),
-                                                   ("test batches per test split", options.limit_test_batches))
-              if value is not None and value != 1.0]
+    limits = plan.trainer.shortened()
     if limits:
-        log.info("shortened run (trainer.limit_*_batches): %s; the figures describe those batches only",
-                 ", ".join(limits))
+        log.info("shortened run (trainer.limit_*_batches): %s; the figures describe those batches only", limits)
 
 
 def train(plan: TrainPlan) -> dict[str, float]:
@@ -84,7 +80,7 @@ def train(plan: TrainPlan) -> dict[str, float]:
     done = already_done(plan)
     if done is not None:
         return done
-    for stale in ("error.txt", "summary.txt"):  # from an earlier attempt of this sweep job
+    for stale in ("error.txt", "summary.txt", "results.json"):  # from an earlier attempt of this sweep job
         (plan.out / stale).unlink(missing_ok=True)
     if plan.master is not None:
         wait_for_master(plan.master)
@@ -92,9 +88,12 @@ def train(plan: TrainPlan) -> dict[str, float]:
     trainer = run.trainer
     shortened(plan)
     try:
-        trainer.fit(run.model, datamodule=run.datamodule, ckpt_path=run.ckpt_path)
+        trainer.fit(run.model, datamodule=run.datamodule, ckpt_path=run.ckpt_path, weights_only=True)
     except Interrupted as stop:  # Ctrl-C or SIGTERM: the checkpoint is written; say how to go on, last
         _close(trainer)
+        from cnnlab.cli import record_stop
+
+        record_stop(str(stop), status="stopped")
         print(f"\n{stop}", file=sys.stderr, flush=True)
         raise SystemExit(stop.exit_code) from None
     metrics = scalars(trainer)

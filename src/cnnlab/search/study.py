@@ -24,7 +24,7 @@ from cnnlab.data import make_datamodule
 from cnnlab.errors import ArchError, ConfigError
 from cnnlab.layers import build_network, parse_layers, resize
 from cnnlab.run import build
-from cnnlab.search.outputs import write_outputs
+from cnnlab.search.outputs import compact, write_outputs
 from cnnlab.search.qlearning import QLearningSampler, check_schedule, schedule_warning
 from cnnlab.search.sequential import SequentialSpace
 from cnnlab.search.template import TemplateSpace
@@ -133,6 +133,8 @@ class Search:
         trial.set_user_attr("flops", net.flops)
         self.datamodule.options = dataclasses.replace(self.datamodule.options, batch_size=hyper["batch_size"])
         pruning = _Pruning(trial, report=len(self.objectives) == 1)
+        log.info("trial %d: training %s, %s parameters, for %d epochs", trial.number, compact(layers),
+                 f"{net.num_params:,}", self.space.epochs)
         run = build(self.trial_plan(trial.number, specs, hyper), self.datamodule, [pruning])
         run.trainer.fit(run.model, datamodule=run.datamodule)
         if pruning.pruned:
@@ -161,6 +163,9 @@ class Search:
             out=self.out_dir / "trials" / str(number), config=config)
 
     def run(self) -> optuna.Study:
+        from cnnlab.run.lightning import quiet_lightning
+
+        quiet_lightning()
         study = self.study()
         done = len(study.trials)
         if done >= self.options.n_trials:
