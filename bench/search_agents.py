@@ -1,14 +1,17 @@
-"""Random search, TPE and MetaQNN's Q-learning agent at equal budget on the same layer-by-layer space.
+"""Search agents (random, TPE, regularized evolution, MetaQNN's Q-learning) or pruners at equal budget on the same
+layer-by-layer space.
 
     python bench/search_agents.py --data-dir ../shared/data --trials 30 --seeds 0 1 2 \
         --override "search.conv.num_output=[8,16,32]"
+    python bench/search_agents.py --data-dir ../shared/data --agents tpe --pruners none hyperband --epochs 4 \
+        --trials 20 --override "pruner.reduction_factor=2" --out bench/search_pruners.png
 
-Every (agent, seed) is one `src/search.py agent=<agent> search=metaqnn` study on real MNIST with a per-trial
-budget that fits two CPU cores (a fixed training subset, `--epochs` epochs, no pruning, so every trial costs
-the same kind of work); then each agent's best list over its seeds is retrained at full budget (every training
-image but the `--val-size` validation ones, `--final-epochs` epochs) and tested on the official test set.
-Writes `--out` (a PNG: best validation error so far against trials and against wall time, one line per seed)
-and a JSON beside it.
+Every (agent, pruner, seed) is one `src/search.py agent=<agent> search=metaqnn` study on real MNIST with a
+per-trial budget that fits two CPU cores (a fixed training subset, `--epochs` epochs); then each combination's best
+list over its seeds is retrained with the study's hand-over command at full budget (every training image but the
+`--val-size` validation ones, `--final-epochs` epochs) and tested on the official test set. Writes `--out` (a PNG:
+best validation error so far against trials, against epochs trained and against wall time, one line per seed) and a
+JSON beside it.
 """
 
 from __future__ import annotations
@@ -17,14 +20,14 @@ import argparse
 import csv
 import json
 import os
-import re
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-AGENTS = ("random", "tpe", "qlearning")
+AGENTS = ("random", "tpe", "evolution", "qlearning")
+PRUNERS = ("none", "median", "hyperband")
 
 
 def run(cmd: list[str], data_dir: Path) -> None:
@@ -34,38 +37,37 @@ def run(cmd: list[str], data_dir: Path) -> None:
         raise SystemExit(f"failed: {' '.join(cmd)}\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}")
 
 
-def search(agent: str, seed: int, args) -> Path:
-    folder = args.work / f"{agent}-{seed}"
+def search(agent: str, pruner: str, seed: int, args) -> Path:
+    folder = args.work / f"{agent}-{pruner}-{seed}"
     if not (folder / "trials.csv").is_file():
         run(["src/search.py", f"agent={agent}", "search=metaqnn", "data=mnist", "data.download=false",
              f"data.train_size={args.train_size}", f"data.val_size={args.val_size}", f"search.epochs={args.epochs}",
-             f"n_trials={args.trials}", f"sampler_seed={seed}", "pruning=false", f"study_name=bench-{agent}-{seed}",
-             f"hydra.run.dir={folder}", *args.override], args.data_dir)
+             f"n_trials={args.trials}", f"sampler_seed={seed}", f"pruner={pruner}",
+             f"study_name=bench-{agent}-{pruner}-{seed}", f"hydra.run.dir={folder}", *args.override], args.data_dir)
     return folder
 
 
-def curve(folder: Path) -> tuple[list[float], list[float], list[dict]]:
-    """Best validation error so far after each trial, the wall time spent on trials so far, and the rows."""
+def curve(folder: Path) -> tuple[list[float], list[float], list[int]]:
+    """After each trial: the best validation error so far, the wall time and the epochs spent on trials so far."""
     with open(folder / "trials.csv", newline="") as f:
         rows = sorted(csv.DictReader(f), key=lambda r: int(r["number"]))
-    best, spent, errors, times = 1.0, 0.0, [], []
+    best, spent, trained, errors, times, epochs = 1.0, 0.0, 0, [], [], []
     for row in rows:
         spent += float(row["seconds"] or 0)
+        trained += int(row.get("epochs") or 0)
         if row["state"] == "COMPLETE":
             best = min(best, float(row["values"].split()[0]))
         errors.append(best)
         times.append(spent)
-    return errors, times, rows
+        epochs.append(trained)
+    return errors, times, epochs
 
 
-def retrain(agent: str, folder: Path, args) -> dict:
-    """The agent's best list, trained on all training images for --final-epochs and tested."""
-    out = args.work / f"final-{agent}"
+def retrain(key: str, folder: Path, args) -> dict:
+    """The study's winner through its hand-over command, on all training images for --final-epochs, tested."""
+    out = args.work / f"final-{key}"
     if not (out / "results.json").is_file():
-        arch = folder / "best_arch.yaml"
-        found = re.findall(r"(optim\.lr|model\.reg|data\.batch_size)=(\S+)", arch.read_text().split("\nname:")[0])
-        run(["src/train.py", "arch=file", f"arch.path={arch}", "data=mnist", "data.download=false",
-             f"data.val_size={args.val_size}", *(f"{k}={v}" for k, v in found),
+        run(["src/train.py", "--config-dir", str(folder), "experiment=best_experiment", "data.train_size=null",
              f"trainer.max_epochs={args.final_epochs}", f"hydra.run.dir={out}"], args.data_dir)
     results = json.loads((out / "results.json").read_text())
     return {"test_acc": results["test/acc"], "val_acc": results["val/acc"], "seconds": results["time/total_s"],
@@ -79,17 +81,19 @@ def plot(curves: dict, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    colours = dict(zip(AGENTS, ("tab:grey", "tab:blue", "tab:red")))
-    fig, (by_trial, by_time) = plt.subplots(1, 2, figsize=(11, 4.2))
-    for (agent, seed), (errors, times) in curves.items():
-        label = agent if seed == min(s for a, s in curves if a == agent) else None
-        by_trial.plot(range(1, len(errors) + 1), [100 * e for e in errors], color=colours[agent], alpha=0.8,
-                      label=label)
-        by_time.plot([t / 60 for t in times], [100 * e for e in errors], color=colours[agent], alpha=0.8,
-                     label=label)
+    keys = sorted({key for key, _ in curves})
+    colours = dict(zip(keys, ("tab:grey", "tab:blue", "tab:green", "tab:red", "tab:orange", "tab:purple")))
+    fig, (by_trial, by_epochs, by_time) = plt.subplots(1, 3, figsize=(15, 4.2))
+    for (key, seed), (errors, times, epochs) in curves.items():
+        label = key if seed == min(s for k, s in curves if k == key) else None
+        style = {"color": colours[key], "alpha": 0.8, "label": label}
+        by_trial.plot(range(1, len(errors) + 1), [100 * e for e in errors], **style)
+        by_epochs.plot(epochs, [100 * e for e in errors], **style)
+        by_time.plot([t / 60 for t in times], [100 * e for e in errors], **style)
     by_trial.set_xlabel("trials")
+    by_epochs.set_xlabel("epochs trained by the study")
     by_time.set_xlabel("wall time spent training trials (minutes)")
-    for ax in (by_trial, by_time):
+    for ax in (by_trial, by_epochs, by_time):
         ax.set_ylabel("best validation error so far (%)")
         ax.grid(alpha=0.3)
         ax.legend()
@@ -108,6 +112,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--final-epochs", type=int, default=3)
     parser.add_argument("--agents", nargs="+", default=list(AGENTS), choices=AGENTS)
+    parser.add_argument("--pruners", nargs="+", default=["none"], choices=PRUNERS)
     parser.add_argument("--override", nargs="*", default=[], help="search.py overrides for every study, e.g. "
                         "search.conv.num_output=[8,16,32] (a narrower space, for a CPU)")
     parser.add_argument("--work", type=Path, default=ROOT / "outputs" / "bench" / "search_agents")
@@ -115,26 +120,31 @@ def main(argv: list[str] | None = None) -> dict:
     args = parser.parse_args(argv)
     args.work.mkdir(parents=True, exist_ok=True)
     start, curves, summary = time.perf_counter(), {}, {}
+    keys = [(a, p) for a in args.agents for p in args.pruners]
+    name = {(a, p): a if len(args.pruners) == 1 else p if len(args.agents) == 1 else f"{a}/{p}" for a, p in keys}
     for seed in args.seeds:  # seeds outermost: a slow spell of the machine hits every agent alike
-        for agent in args.agents:
-            errors, times, _ = curve(search(agent, seed, args))
-            curves[(agent, seed)] = (errors, times)
-            print(f"{agent:9s} seed {seed}: best val error {errors[-1]:.4f} after {len(errors)} trials, "
-                  f"{times[-1] / 60:.1f} min of training", flush=True)
-    for agent in args.agents:
-        seeds = [s for a, s in curves if a == agent]
-        best_seed = min(seeds, key=lambda s: curves[(agent, s)][0][-1])
-        final = retrain(agent, args.work / f"{agent}-{best_seed}", args)
-        summary[agent] = {"best_val_err_per_seed": {s: curves[(agent, s)][0][-1] for s in seeds},
-                          "mean_best_val_err": sum(curves[(agent, s)][0][-1] for s in seeds) / len(seeds),
-                          "trial_minutes_per_seed": {s: curves[(agent, s)][1][-1] / 60 for s in seeds},
-                          "retrained_from_seed": best_seed, **{f"final_{k}": v for k, v in final.items()}}
-        print(f"{agent:9s} mean best val error {summary[agent]['mean_best_val_err']:.4f}; its best list "
-              f"(seed {best_seed}) retrained: test accuracy {final['test_acc']:.4f}, {final['params']:,} params",
-              flush=True)
+        for agent, pruner in keys:
+            errors, times, epochs = curve(search(agent, pruner, seed, args))
+            curves[(name[(agent, pruner)], seed)] = (errors, times, epochs)
+            print(f"{name[(agent, pruner)]:10s} seed {seed}: best val error {errors[-1]:.4f} after {len(errors)} "
+                  f"trials, {epochs[-1]} epochs, {times[-1] / 60:.1f} min of training", flush=True)
+    for agent, pruner in keys:
+        key = name[(agent, pruner)]
+        seeds = [s for k, s in curves if k == key]
+        best_seed = min(seeds, key=lambda s: curves[(key, s)][0][-1])
+        final = retrain(key.replace("/", "-"), args.work / f"{agent}-{pruner}-{best_seed}", args)
+        summary[key] = {"best_val_err_per_seed": {s: curves[(key, s)][0][-1] for s in seeds},
+                        "mean_best_val_err": sum(curves[(key, s)][0][-1] for s in seeds) / len(seeds),
+                        "epochs_per_seed": {s: curves[(key, s)][2][-1] for s in seeds},
+                        "trial_minutes_per_seed": {s: curves[(key, s)][1][-1] / 60 for s in seeds},
+                        "retrained_from_seed": best_seed, **{f"final_{k}": v for k, v in final.items()}}
+        print(f"{key:10s} mean best val error {summary[key]['mean_best_val_err']:.4f}, mean epochs "
+              f"{sum(summary[key]['epochs_per_seed'].values()) / len(seeds):.0f}; its best list (seed {best_seed}) "
+              f"retrained: test accuracy {final['test_acc']:.4f}, {final['params']:,} params", flush=True)
     plot(curves, args.out)
-    record = {"args": {k: str(v) for k, v in vars(args).items()}, "agents": summary,
-              "curves": {f"{a}-{s}": {"best_val_err": e, "seconds": t} for (a, s), (e, t) in curves.items()},
+    record = {"args": {k: str(v) for k, v in vars(args).items()}, "studies": summary,
+              "curves": {f"{k}-{s}": {"best_val_err": e, "seconds": t, "epochs": n}
+                         for (k, s), (e, t, n) in curves.items()},
               "wall_s": time.perf_counter() - start}
     args.out.with_suffix(".json").write_text(json.dumps(record, indent=1) + "\n")
     print(f"wrote {args.out} and {args.out.with_suffix('.json')}")

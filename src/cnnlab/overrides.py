@@ -10,12 +10,27 @@ from typing import Any
 
 from cnnlab.checks.fields import suggest
 
+VALUED_FLAGS = ("--config-dir", "-cd", "--config-path", "-cp", "--config-name", "-cn", "--experimental-rerun")
+
 
 def first_values(args: list[str]) -> list[str]:
-    """The overrides as one run would take them: a sweep (`a=1,2`, `range(...)`) by its first value; flags left out."""
+    """The overrides as one run would take them: a sweep (`a=1,2`, `range(...)`) by its first value; flags left out,
+    `--config-dir DIR` as the search path entry Hydra makes of it."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
-    plain = [a for a in args if not a.startswith("-")]
+    plain, skip = [], False
+    for k, arg in enumerate(args):
+        if skip:
+            skip = False
+            continue
+        flag, _, value = arg.partition("=")
+        if flag in VALUED_FLAGS:
+            value = value or (args[k + 1] if k + 1 < len(args) else "")
+            skip = "=" not in arg
+            if flag in ("--config-dir", "-cd") and value:
+                plain.append(f"hydra.searchpath=[file://{Path(value).resolve()}]")
+        elif not arg.startswith("-"):
+            plain.append(arg)
     out = []
     for override in OverridesParser.create().parse_overrides(plain):
         if override.is_sweep_override():

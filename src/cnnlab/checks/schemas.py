@@ -15,12 +15,15 @@ def register() -> None:
     from cnnlab.checks.deploy import ExportOptions, PredictOptions
     from cnnlab.checks.eval import EvalOptions
     from cnnlab.checks.prepare import PrepareOptions
-    from cnnlab.checks.search import SearchOptions
+    from cnnlab.checks.search import AGENTS, PrunerOptions, SearchOptions
     from cnnlab.checks.train import RunOptions
 
     store = ConfigStore.instance()
     roots = {"train": RunOptions, "eval": EvalOptions, "predict": PredictOptions, "export": ExportOptions,
              "prepare": PrepareOptions, "search": SearchOptions}
+    store.store(group="schema", name="pruner", node=PrunerOptions.schema())
+    for name, options in AGENTS.items():
+        store.store(group="schema/agent", name=name, node=options.schema())
     for entry_point, options in roots.items():  # each entry point's root options (seed, ckpt_path, n_trials, ...)
         store.store(group="schema/root", name=entry_point, node=options.defaults())
     store.store(group="schema", name="arch", node=ArchOptions.schema())

@@ -3,6 +3,7 @@ a plan; the space itself is checked against the data set's input shape before th
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -12,11 +13,12 @@ from cnnlab.checks.data import read_data
 from cnnlab.checks.fields import (
     Checker,
     OptionError,
-    boolean,
+    choice,
     integer,
     number,
     optional,
     positive_int,
+    positive_number,
     text,
 )
 from cnnlab.checks.model import ModelOptions
@@ -42,29 +44,59 @@ class SearchOptions(Options):
     seed: int = option(SEED, 42, "the first trial's seed (trial n: seed + n)")
     study_name: str = option(text, "???", "the study's name; the same name resumes it")
     n_trials: int = option(positive_int, 20, "trials of the study in total")
-    storage: str | None = option(optional(text), None, "null: SQLite in the study folder; any SQLAlchemy URL")
+    storage: str | None = option(optional(text), None,
+                                 "null: a journal file in the study folder; any SQLAlchemy URL for many machines")
     objectives: tuple[str, ...] = option(Checker(_objectives, (["params"], [], "val_err")), ["val_err"],
                                          "what the study minimises")
     sampler_seed: int | None = option(optional(integer(0)), None, "an int makes a one-worker search repeatable")
-    pruning: bool = option(boolean, True, "stop unpromising trials early (median pruner)")
+    n_workers: int = option(positive_int, 1, "trials side by side, each in a process of its own (cores divided)")
+    timeout_min: float | None = option(optional(positive_number), None,
+                                       "no trial starts after this many minutes of this command (running ones end)")
+
+
+@dataclass(frozen=True, kw_only=True)
+class PrunerOptions(Options):
+    """`pruner=`: which trials stop early (conf/pruner/); the fidelity is epochs."""
+
+    where = "pruner."
+    name: str = option(choice("median", "hyperband", "none"), "median", "median, hyperband or none")
+    from_epoch: int = option(positive_int, 1, "median: the first epoch after which a trial may be stopped")
+    min_epochs: int = option(positive_int, 1, "hyperband: the first rung, in epochs")
+    reduction_factor: int = option(integer(2, example=3), 3, "hyperband: 1 in this many trials goes on at a rung")
+
+    def check_rungs(self, epochs: int) -> None:
+        """Hyperband, asked for, must have a rung before the trials' last epoch (the median pruner, the default, simply
+        has nothing to stop in trials of one epoch)."""
+        if self.name == "hyperband" and self.min_epochs * self.reduction_factor > epochs:
+            raise OptionError(f"pruner=hyperband stops trials at rungs of {self.min_epochs}, "
+                              f"{self.min_epochs * self.reduction_factor}, ... epochs, and the trials train "
+                              f"{epochs}: no rung comes before their end; give them at least "
+                              f"{self.min_epochs * self.reduction_factor} epochs (search.epochs), or a smaller "
+                              "pruner.min_epochs or pruner.reduction_factor.")
+
 
 
 @dataclass(frozen=True)
 class SearchPlan:
     options: SearchOptions
-    space: Options  # TemplateSpaceOptions or SequentialSpaceOptions
+    space: Options  # TemplateSpaceOptions, SequentialSpaceOptions or RecipeSpaceOptions
     agent: Options  # AgentOptions or one of its kinds
+    pruner: PrunerOptions
     out: Path
-    base: TrainPlan  # the trial's training run, but for its layer list, lr, reg and batch size
+    base: TrainPlan  # the trial's training run, but for what the space samples
+    choices: dict[str, str] = dataclasses.field(default_factory=dict)  # the config groups chosen (data=mnist, ...)
+    command: str = "python src/search.py"  # as typed, for the hand-over
 
 
 def check_search(cfg: Any) -> SearchPlan:
     config = plain(cfg)
-    roots = {k: v for k, v in config.items() if k not in ("search", "agent", "data", "model", "optim", "scheduler",
-                                                           "trainer", "paths")}
+    roots = {k: v for k, v in config.items() if k not in ("search", "agent", "pruner", "data", "model", "optim",
+                                                           "scheduler", "trainer", "paths")}
     options = SearchOptions.read(roots, "")
     space = read_space(config.get("search"))
     agent = read_agent(config.get("agent"), space, options.n_trials)
+    pruner = PrunerOptions.read(config.get("pruner") or {"name": "none"})
+    pruner.check_rungs(space.epochs)
     model = ModelOptions.read(config.get("model"))
     data = read_data(dict(config.get("data") or {}))
     trainer = adjusted_trainer(TrainerOptions.read({**(config.get("trainer") or {}), "enable_checkpointing": False,
@@ -76,7 +108,29 @@ def check_search(cfg: Any) -> SearchPlan:
     base = TrainPlan(run=run, arch=Arch(None, ()), data=data, data_config=dict(config.get("data") or {}), model=model,
                      optimisation=optimisation, trainer=trainer, loggers={}, callbacks={}, out=out,
                      data_dir=Path(paths.get("data_dir") or "data"), master=None, config=config, quiet=True)
-    return SearchPlan(options, space, agent, out, base)
+    if space.kind == "recipe":
+        from cnnlab.search.recipe import check_recipe
+
+        base = check_recipe(space, base)
+    return SearchPlan(options, space, agent, pruner, out, base, chosen_groups(), command())
+
+
+def command() -> str:
+    from hydra.core.hydra_config import HydraConfig
+
+    typed = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
+    return " ".join(["python src/search.py", *typed])
+
+
+def chosen_groups() -> dict[str, str]:
+    """The config groups the search was composed with (for the hand-over experiment file)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if not HydraConfig.initialized():
+        return {}
+    choices = HydraConfig.get().runtime.choices
+    return {k: v for k, v in choices.items() if v is not None and not k.startswith(("hydra", "schema"))
+            and "/" not in k}
 
 
 def _job():
@@ -151,6 +205,26 @@ class SequentialSpaceOptions(Options):
     epochs: int = option(positive_int, help="each trial's budget")
 
 
+def _params(value: Any) -> dict[str, Any]:
+    if isinstance(value, dict) and value and all(isinstance(k, str) and k for k in value):
+        return {k: _choices_or_range(v) for k, v in value.items()}
+    raise ValueError("a mapping of config paths to a list of choices or a range {low, high, log}, e.g. "
+                     "{optim.lr: {low: 0.01, high: 0.2, log: true}, arch.width: [0.5, 1.0]}")
+
+
+@dataclass(frozen=True, kw_only=True)
+class RecipeSpaceOptions(Options):
+    """A recipe space (conf/search/fer2013_recipe.yaml): an experiment's knobs, any config path a choice or a range."""
+
+    where = "search."
+    kind: str = option(choice("recipe"), "recipe", "recipe")
+    base: str | None = option(optional(text), help="the experiment every trial starts from (conf/experiment/<base>"
+                                                   ".yaml), or null for train.py's defaults")
+    params: Any = option(Checker(_params, ({}, {"optim.lr": []}, 3)),
+                         help="config path (or a group: optim, arch) -> choices, or a range {low, high, log}")
+    epochs: int = option(positive_int, help="each trial's budget (its trainer.max_epochs, unless a param)")
+
+
 def _schedule(value: Any) -> tuple[tuple[float, int], ...] | None:
     if value is None:
         return None
@@ -186,17 +260,34 @@ class AgentOptions(Options):
     name: str = option(text, "tpe", "the agent")
 
 
-AGENTS: dict[str, type[Options]] = {"tpe": AgentOptions, "random": AgentOptions, "qlearning": QLearningOptions}
+@dataclass(frozen=True, kw_only=True)
+class EvolutionOptions(Options):
+    """agent=evolution: regularized evolution (Real et al., AAAI 2019), conf/agent/evolution.yaml."""
+
+    where = "agent."
+    name: str = option(text, "evolution", "the agent")
+    population: int = option(integer(2, example=10), 10, "the most recent finished trials that may be parents")
+    tournament: int = option(positive_int, 3, "members drawn from the population; the best one is the parent")
+
+    def validate(self) -> None:
+        if self.tournament > self.population:
+            raise OptionError(f"agent.tournament = {self.tournament} is more than agent.population = "
+                              f"{self.population}; a tournament draws from the population.")
+
+
+AGENTS: dict[str, type[Options]] = {"tpe": AgentOptions, "random": AgentOptions, "qlearning": QLearningOptions,
+                                    "evolution": EvolutionOptions}
 
 
 def read_space(values: Any) -> Options:
     """The search space, every key checked: a layer-by-layer space (`kind: sequential`) or a template."""
     if not isinstance(values, dict):
         raise OptionError(f"search = {values!r}; expected a search space (conf/search/: cnn_small, metaqnn).")
+    kinds = {"template": TemplateSpaceOptions, "sequential": SequentialSpaceOptions, "recipe": RecipeSpaceOptions}
     kind = values.get("kind", "template")
-    if kind not in ("template", "sequential"):
-        raise OptionError(f"search.kind = {kind!r}; expected template or sequential.")
-    return (SequentialSpaceOptions if kind == "sequential" else TemplateSpaceOptions).read(values)
+    if kind not in kinds:
+        raise OptionError(f"search.kind = {kind!r}; expected one of {', '.join(kinds)}.")
+    return kinds[kind].read(values)
 
 
 def read_agent(values: Any, space: Options, n_trials: int) -> Options:

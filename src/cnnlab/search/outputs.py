@@ -13,6 +13,7 @@ import yaml
 
 from cnnlab.layers import build_network
 from cnnlab.layers.spec import describe, parse_layers
+from cnnlab.search.evolution import parent_of
 
 log = logging.getLogger("cnnlab.search")
 
@@ -28,8 +29,10 @@ def _rows(study: optuna.Study, sequential: bool) -> list[dict[str, Any]]:
         duration = (t.datetime_complete - t.datetime_start).total_seconds() \
             if t.datetime_complete and t.datetime_start else ""
         row = {"number": t.number, "state": t.state.name, "values": "" if t.values is None else
-               " ".join(f"{v:.6g}" for v in t.values), "params": t.user_attrs.get("params", ""),
-               "flops": t.user_attrs.get("flops", ""), "seconds": duration,
+               " ".join(f"{v:.6g}" for v in t.values), "epochs": t.user_attrs.get("epochs", ""),
+               "params": t.user_attrs.get("params", ""), "flops": t.user_attrs.get("flops", ""), "seconds": duration,
+               "parent": "" if parent_of(t) is None else parent_of(t), "retry_of": t.user_attrs.get("retry_of", ""),
+               "worker": t.user_attrs.get("worker", ""),
                "layers": compact(t.user_attrs["layers"]) if "layers" in t.user_attrs else "",
                "reason": (t.user_attrs.get("fail_reason") or t.system_attrs.get("fail_reason", ""))[:200]}
         if not sequential:  # a sequential space's parameters are its states: the layers column says it all
@@ -39,8 +42,8 @@ def _rows(study: optuna.Study, sequential: bool) -> list[dict[str, Any]]:
 
 
 def write_outputs(study: optuna.Study, out_dir: Path, objectives: list[str], datamodule, space,
-                  stages: list[tuple[float, int]] | None = None) -> None:
-    """trials.csv, best_arch.yaml, top_layer_lists.txt, plots, and the console summary."""
+                  stages: list[tuple[float, int]] | None = None, plan=None) -> None:
+    """trials.csv, best_arch.yaml, the hand-over experiment, top_layer_lists.txt, plots, and the console summary."""
     rows = _rows(study, space.kind == "sequential")
     fields = list(dict.fromkeys(k for row in rows for k in row))
     with open(out_dir / "trials.csv", "w", newline="") as f:
@@ -51,28 +54,54 @@ def write_outputs(study: optuna.Study, out_dir: Path, objectives: list[str], dat
     counts = {s: sum(t.state.name == s for t in study.trials) for s in ("COMPLETE", "PRUNED", "FAIL", "RUNNING")}
     print(f"\nstudy {study.study_name}: {len(study.trials)} trials: {counts['COMPLETE']} complete, "
           f"{counts['PRUNED']} pruned, {counts['FAIL']} refused or failed")
+    finished = [t for t in study.trials if t.state.name in ("COMPLETE", "PRUNED")]
+    spent = sum(int(t.user_attrs.get("epochs", 0)) for t in finished)
+    if finished:
+        full = len(finished) * space.epochs
+        print(f"epochs trained: {spent} of {full} ({len(finished)} finished trials x {space.epochs} epochs: "
+              f"{spent / full:.0%})")
     if not complete:
-        print("no complete trial yet: nothing to write as best_arch.yaml")
+        print("no complete trial yet: nothing to hand over")
         return
     ranked = sorted(complete, key=lambda t: t.values[0])
     best = ranked[0]
-    hyper = best.user_attrs.get("hyper", {})
-    header = (f"# Found by `src/search.py` (study {study.study_name}, trial {best.number}): validation error "
-              f"{best.values[0]:.4f} after the trial's budget on {datamodule.name};\n# {best.user_attrs['params']:,} "
-              f"parameters. Train it: python src/train.py arch=file arch.path=<this file> "
-              f"optim.lr={hyper.get('lr', 0):.3g} model.reg={hyper.get('reg', 0):.3g} "
-              f"data.batch_size={hyper.get('batch_size', '')}\n")
     arch = {"name": f"search_{study.study_name}_{best.number}", "layers": best.user_attrs["layers"]}
-    (out_dir / "best_arch.yaml").write_text(header + yaml.safe_dump(arch, sort_keys=False))
+    about = (f"# Found by `src/search.py` (study {study.study_name}, trial {best.number}): validation error "
+             f"{best.values[0]:.4f} after {best.user_attrs.get('epochs', space.epochs)} epochs on {datamodule.name}; "
+             f"{best.user_attrs['params']:,} parameters.\n")
+    (out_dir / "best_arch.yaml").write_text(about + "# The whole recipe: experiment/best_experiment.yaml.\n"
+                                            + yaml.safe_dump(arch, sort_keys=False))
     top = [f"{i + 1:2d}. trial {t.number:4d}  val error {t.values[0]:.4f}  {t.user_attrs['params']:>10,} params  "
            f"{compact(t.user_attrs['layers'])}" for i, t in enumerate(ranked[:10])]
     (out_dir / "top_layer_lists.txt").write_text("\n".join(top) + "\n")
     print(f"best: trial {best.number}, val error {best.values[0]:.4f}, {best.user_attrs['params']:,} parameters")
     print(build_network(best.user_attrs["layers"], datamodule.input_shape, datamodule.num_classes).table())
-    _plots(study, out_dir, objectives, importances=space.kind == "template")
+    if plan is not None:
+        _hand_over(best, out_dir, about, plan)
+    _plots(study, out_dir, objectives, importances=space.kind in ("template", "recipe"))
     if stages:
         plot_epsilon_stages(study, stages, out_dir / "epsilon_rewards.png")
-    print(f"files: {out_dir}/trials.csv, best_arch.yaml, top_layer_lists.txt, *.png")
+    print(f"files: {out_dir}/trials.csv, best_arch.yaml, experiment/best_experiment.yaml, top_layer_lists.txt, *.png")
+
+
+def _hand_over(best, out_dir: Path, about: str, plan) -> None:
+    import torch
+
+    from cnnlab.search import handover
+
+    config_file = out_dir / "trials" / str(best.number) / "config.yaml"
+    if not config_file.is_file():
+        return
+    config = yaml.safe_load(config_file.read_text())
+    choices = best.user_attrs.get("choices") or plan.choices
+    epochs = config["trainer"]["max_epochs"]
+    header = (about + f"# Searched by: {plan.command}\n# At the trial's fidelity (trainer.max_epochs={epochs}, seed "
+              f"{config['seed']}, {torch.get_num_threads()} torch threads) this gives the trial's validation accuracy; "
+              "train it longer with trainer.max_epochs=N.\n")
+    command = handover.write(out_dir, config, choices, header)
+    print(f"train the winner: {command}")
+    print(f"  (at full length: add trainer.max_epochs=N; to ship it, copy {out_dir}/experiment/best_experiment.yaml "
+          "to conf/experiment/<name>.yaml)")
 
 
 def _plots(study: optuna.Study, out_dir: Path, objectives: list[str], importances: bool) -> None:

@@ -1,6 +1,8 @@
-"""A search: an Optuna study whose trials sample a layer list from a space (a template, or layer by layer), train
-it with the same LightningModule and data module as `train.py`, and report its validation error. Which sampler
-draws the lists is the agent: `tpe` (default), `random`, or `qlearning` (MetaQNN's agent, `qlearning.py`)."""
+"""A search: an Optuna study whose trials sample a layer list (a template, or layer by layer) or an experiment's
+knobs (a recipe), train each with the same plan-and-build path as `train.py`, and report its validation error.
+Which sampler draws is the agent: `tpe` (default), `random`, `qlearning` (MetaQNN's agent, `qlearning.py`) or
+`evolution` (regularized evolution, `evolution.py`); which trials stop early, the pruner (median, Hyperband, none:
+the fidelity is epochs). Trials run in this process or in `n_workers` processes (`workers.py`)."""
 
 from __future__ import annotations
 
@@ -18,19 +20,21 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from cnnlab.callbacks import NonFiniteLoss
 from cnnlab.checks.arch import Arch
+from cnnlab.checks.fields import OptionError
 from cnnlab.checks.search import SearchPlan
-from cnnlab.checks.train import TrainPlan
-from cnnlab.data import make_datamodule
+from cnnlab.checks.train import TrainPlan, check_matrices
+from cnnlab.data import make_source
 from cnnlab.errors import ArchError, ConfigError
 from cnnlab.layers import build_network, parse_layers, resize
 from cnnlab.run import build
 from cnnlab.search.outputs import compact, write_outputs
 from cnnlab.search.qlearning import QLearningSampler, check_schedule, schedule_warning
+from cnnlab.search.recipe import RecipeSpace
 from cnnlab.search.sequential import SequentialSpace
 from cnnlab.search.template import TemplateSpace
 
 log = logging.getLogger("cnnlab.search")
-
+EXPECTED = (ArchError, NonFiniteLoss, OptionError)  # a trial that fails with a reason; the study goes on
 
 
 class _Pruning(pl.Callback):
@@ -38,122 +42,206 @@ class _Pruning(pl.Callback):
     the trial when Optuna's pruner says so (Optuna cannot prune multi-objective trials)."""
 
     def __init__(self, trial: optuna.Trial, report: bool):
-        self.trial, self.report, self.pruned, self.best = trial, report, False, math.inf
+        self.trial, self.report, self.pruned, self.best, self.epochs = trial, report, False, math.inf, 0
 
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if trainer.sanity_checking or "val/err" not in trainer.callback_metrics:
             return
         err = float(trainer.callback_metrics["val/err"])
-        self.best = min(self.best, err)
+        self.best, self.epochs = min(self.best, err), trainer.current_epoch + 1
         if self.report:
-            self.trial.report(err, trainer.current_epoch)
-            if self.trial.should_prune():
+            self.trial.report(err, self.epochs)  # the step is the fidelity: epochs trained
+            # a trial at its last epoch has trained its budget: complete, whatever a rung there would say
+            if self.epochs < trainer.max_epochs and self.trial.should_prune():
                 self.pruned, trainer.should_stop = True, True
 
 
-def make_space(space, datamodule) -> TemplateSpace | SequentialSpace:
+def make_space(space, datamodule):
     """The plan's checked space options as a space to sample (a sequential one checked against the input shape)."""
     if space.kind == "sequential":
         return SequentialSpace(space, datamodule.input_shape, datamodule.num_classes)
-    return TemplateSpace(space)
+    return RecipeSpace(space) if space.kind == "recipe" else TemplateSpace(space)
+
+
+def make_sampler(agent, space, options, objectives: int):
+    """The agent's sampler, and the epsilon stages of MetaQNN's (None for the others)."""
+    from cnnlab.search.evolution import EvolutionSampler
+
+    seed = options.sampler_seed
+    if agent.name == "evolution":
+        if objectives > 1:  # regularized evolution ranks by one value; NSGA-II is evolution for a Pareto front
+            return optuna.samplers.NSGAIISampler(population_size=agent.population, seed=seed), None
+        return EvolutionSampler(agent.population, agent.tournament, seed), None
+    if agent.name == "qlearning":
+        stages = check_schedule(agent.epsilon, options.n_trials)
+        warning = schedule_warning(options.n_trials) if agent.epsilon is None else None
+        if warning:
+            log.warning(warning)
+        return QLearningSampler(stages, seed=seed, learning_rate=agent.learning_rate, discount=agent.discount,
+                                initial_q=agent.initial_q, replay=agent.replay), stages
+    sampler = optuna.samplers.TPESampler if agent.name == "tpe" else optuna.samplers.RandomSampler
+    return sampler(seed=seed), None
+
+
+def make_pruner(pruner, epochs: int, objectives: int) -> optuna.pruners.BasePruner:
+    """Optuna prunes single-objective studies only; the fidelity is epochs trained."""
+    if pruner.name == "none" or objectives > 1:
+        return optuna.pruners.NopPruner()
+    if pruner.name == "hyperband":
+        return optuna.pruners.HyperbandPruner(min_resource=pruner.min_epochs, max_resource=epochs,
+                                              reduction_factor=pruner.reduction_factor)
+    return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=pruner.from_epoch)
 
 
 class Search:
     def __init__(self, plan: SearchPlan):
         self.plan, self.options, self.out_dir = plan, plan.options, plan.out
         self.objectives = list(plan.options.objectives)
-        self.datamodule = make_datamodule(plan.base.data, plan.base.data_dir)
+        self.sources: dict[Any, Any] = {}  # data read once for all trials (per split-deciding data options)
+        self.datamodule = self.datamodule_for(plan.base)
         self.space = make_space(plan.space, self.datamodule)
         self.agent = plan.agent
-        self.stages = None
-        self.sampler = self._sampler()
+        self.sampler, self.stages = make_sampler(plan.agent, self.space, self.options, len(self.objectives))
+        self.pruner = make_pruner(plan.pruner, self.space.epochs, len(self.objectives))
 
-    def _sampler(self) -> optuna.samplers.BaseSampler:
-        """The agent that draws the layer lists, checked before any trial."""
-        options, seed = self.agent, self.options.sampler_seed
-        if options.name == "tpe":
-            return optuna.samplers.TPESampler(seed=seed)
-        if options.name == "random":
-            return optuna.samplers.RandomSampler(seed=seed)
-        self.stages = check_schedule(options.epsilon, self.options.n_trials)
-        warning = schedule_warning(self.options.n_trials) if options.epsilon is None else None
-        if warning:
-            log.warning(warning)
-        return QLearningSampler(self.stages, seed=seed, learning_rate=options.learning_rate,
-                                discount=options.discount, initial_q=options.initial_q, replay=options.replay)
+    def datamodule_for(self, plan: TrainPlan):
+        """The trial's data module over images read once: trials differ in batch size and augmentation, not in
+        the splits."""
+        from cnnlab.checks.data import AugmentOptions
+        from cnnlab.data.module import ImageData
 
-    def study(self) -> optuna.Study:
-        self.out_dir.mkdir(parents=True, exist_ok=True)
+        key = (dataclasses.replace(plan.data, batch_size=1, eval_batch_size=1, augment=AugmentOptions()),
+               str(plan.data_dir))
+        if key not in self.sources:
+            self.sources[key] = make_source(plan.data, plan.data_dir)
+        return ImageData(self.sources[key], plan.data)
+
+    def storage(self):
+        """Optuna's journal file in the study folder by default (safe for workers, also over NFS), an SQLite
+        `study.db` a study of an earlier cnnlab left there, or any database URL."""
+        from optuna.storages import JournalStorage
+        from optuna.storages.journal import JournalFileBackend
+
+        if self.options.storage is None and not (self.out_dir / "study.db").is_file():
+            return JournalStorage(JournalFileBackend(str(self.out_dir / "study.journal")))
         url = self.options.storage or f"sqlite:///{self.out_dir / 'study.db'}"
-        # SQLite shared by several workers: wait for the lock instead of failing at once
         kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
-        directions = ["minimize"] * len(self.objectives)
-        pruner = optuna.pruners.MedianPruner(n_warmup_steps=1) if self.options.pruning and len(directions) == 1 \
-            else optuna.pruners.NopPruner()  # Optuna prunes single-objective studies only
         for attempt in range(5):
             try:
-                storage = optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
-                study = optuna.create_study(study_name=self.options.study_name, storage=storage,
-                                            directions=directions, sampler=self.sampler, pruner=pruner,
-                                            load_if_exists=True)
-                break
-            except SQLAlchemyError as err:  # workers starting together race to create the tables and the study
+                return optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
+            except SQLAlchemyError as err:  # workers starting together race to create the tables
                 if attempt == 4 or not _race(err):
                     raise _storage_error(url, err) from None
                 time.sleep(0.5 + random.random())
             except ImportError as err:  # the URL's database driver is not installed
                 raise _storage_error(url, err) from None
-        # one study, one agent and one space: a resumed study must not be continued by another agent
-        signature = {"agent": self.agent.name, "space": self.space.kind}
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def study(self) -> optuna.Study:
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        directions = ["minimize"] * len(self.objectives)
+        for attempt in range(5):
+            try:
+                study = optuna.create_study(study_name=self.options.study_name, storage=self.storage(),
+                                            directions=directions, sampler=self.sampler, pruner=self.pruner,
+                                            load_if_exists=True)
+                break
+            except SQLAlchemyError as err:  # workers starting together race to create the study
+                if attempt == 4 or not _race(err):
+                    raise _storage_error(self.options.storage or "sqlite", err) from None
+                time.sleep(0.5 + random.random())
+        self._same_study(study)
+        return study
+
+    def _same_study(self, study: optuna.Study) -> None:
+        """One study, one agent, pruner and space: continuing it with another would mix incomparable trials."""
+        import json
+
+        signature = {"agent": self.agent.name, "space": self.space.kind, "pruner": self.plan.pruner.name,
+                     "space_options": json.dumps(self.plan.space.to_dict(), sort_keys=True)}
         before = {k: study.user_attrs.get(k) for k in signature}
         if before["agent"] is None:
             for key, value in signature.items():
                 study.set_user_attr(key, value)
-        elif before != signature:
-            raise ConfigError(f"study {self.options.study_name} was searched with agent={before['agent']} on a "
-                              f"{before['space']} space; resume it with the same agent and space, or start another "
-                              "study with study_name=<new name>.")
-        return study
+            return
+        changed = [k for k in signature if before[k] is not None and before[k] != signature[k]]
+        if changed:
+            what = {"agent": f"agent={before['agent']}", "space": f"a {before['space']} space",
+                    "pruner": f"pruner={before['pruner']}", "space_options": "another search space (search.*)"}
+            raise ConfigError(f"study {self.options.study_name} was searched with "
+                              f"{' and '.join(what[k] for k in changed)}; resume it with the same agent, pruner and "
+                              "space, or start another study with study_name=<new name>. Nothing of it was changed.")
 
-    def objective(self, trial: optuna.Trial) -> float | tuple[float, ...]:
+    def tell(self, study: optuna.Study, trial: optuna.Trial) -> None:
+        """Train one trial and tell the study how it went: its values, pruned, or failed with the reason."""
+        from optuna.trial import TrialState
+
+        from cnnlab.search import workers
+
         try:
-            return self._trial(trial)
-        except (ArchError, NonFiniteLoss) as err:  # a failed trial, with its reason in trials.csv; the study goes on
+            values = self._trial(trial)
+        except optuna.TrialPruned:
+            study.tell(trial, state=TrialState.PRUNED)
+        except EXPECTED as err:
             trial.set_user_attr("fail_reason", f"{type(err).__name__}: {err}")
+            study.tell(trial, state=TrialState.FAIL)
+        except BaseException as err:  # Ctrl-C, or a bug: never left running; its parameters go again
+            trial.set_user_attr("fail_reason", f"{type(err).__name__}: {str(err)[:200]}; its parameters were "
+                                               "queued again")
+            trial.set_user_attr(workers.REQUEUED, True)
+            study.tell(trial, state=TrialState.FAIL)
+            study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number}, skip_if_exists=False)
             raise
+        else:
+            study.tell(trial, values)
 
     def _trial(self, trial: optuna.Trial) -> float | tuple[float, ...]:
-        layers, hyper = self.space.sample(trial)
-        shape, classes = self.datamodule.input_shape, self.datamodule.num_classes
-        trial.set_user_attr("layers", layers)
-        trial.set_user_attr("hyper", hyper)
-        specs = resize(parse_layers(layers))
-        net = build_network(specs, shape, classes)  # ArchError: refused, recorded as a failed trial
+        number = trial.number
+        seed, out = self.plan.base.run.seed + number, self.out_dir / "trials" / str(number)
+        if self.space.kind == "recipe":
+            values, choices = self.space.sample(trial), {}
+            plan = self.space.plan(values, seed, out, self.plan.base.data_dir, choices)
+            trial.set_user_attr("choices", choices)
+            specs = plan.arch.specs
+        else:
+            layers, hyper = self.space.sample(trial)
+            trial.set_user_attr("layers", layers)
+            trial.set_user_attr("hyper", hyper)
+            specs = resize(parse_layers(layers))
+            plan = self.trial_plan(number, specs, hyper)
+        check_matrices(plan.optimisation.optimizer, specs)
+        datamodule = self.datamodule_for(plan)
+        net = build_network(list(specs), datamodule.input_shape, datamodule.num_classes)  # refused: failed
+        trial.set_user_attr("layers", [s.to_dict() for s in specs] if self.space.kind == "recipe" else layers)
         trial.set_user_attr("params", net.num_params)
         trial.set_user_attr("flops", net.flops)
-        self.datamodule.options = dataclasses.replace(self.datamodule.options, batch_size=hyper["batch_size"])
         pruning = _Pruning(trial, report=len(self.objectives) == 1)
-        log.info("trial %d: training %s, %s parameters, for %d epochs", trial.number, compact(layers),
-                 f"{net.num_params:,}", self.space.epochs)
-        run = build(self.trial_plan(trial.number, specs, hyper), self.datamodule, [pruning])
+        what = self.space.describe(values) if self.space.kind == "recipe" else compact(layers)
+        log.info("trial %d: training %s, %s parameters, for %d epochs", number, what, f"{net.num_params:,}",
+                 plan.trainer.max_epochs)
+        run = build(plan, datamodule, [pruning])
         run.trainer.fit(run.model, datamodule=run.datamodule)
+        trial.set_user_attr("epochs", pruning.epochs)
         if pruning.pruned:
             raise optuna.TrialPruned()
-        val_err = pruning.best
         extra = {"params": net.num_params, "flops": net.flops}
-        values = (val_err, *(float(extra[o]) for o in self.objectives[1:]))
+        values = (pruning.best, *(float(extra[o]) for o in self.objectives[1:]))
         return values if len(values) > 1 else values[0]
 
     def trial_plan(self, number: int, specs, hyper: dict[str, Any]) -> TrainPlan:
-        """A trial as a training run of `train.py`'s kind: the study's plan (data, model.*, optim, trainer) with the
-        sampled layer list, learning rate, L2 penalty and batch size; no checkpoints, loggers or test split. Its
-        config and layer table are kept in `trials/<number>/`."""
+        """A trial of a layer-list space as a training run of `train.py`'s kind: the study's plan (data, model.*,
+        optim, trainer) with the sampled layer list, learning rate, L2 penalty and batch size; no checkpoints,
+        loggers or test split. Its config and layer table are kept in `trials/<number>/`."""
         base = self.plan.base
         factory = base.optimisation.optimizer
         optimizer = functools.partial(factory.func, *factory.args, **{**factory.keywords, "lr": hyper["lr"]})
         arch = Arch(None, tuple(specs))
-        config = {**base.config, "arch": {"layers": arch.raw}, "seed": base.run.seed + number,
-                  "trial": {"number": number, **hyper}}
+        sections = base.config
+        config = {**sections, "arch": {"name": f"trial_{number}", "layers": arch.raw}, "seed": base.run.seed + number,
+                  "data": {**sections.get("data", {}), "batch_size": hyper["batch_size"]},
+                  "optim": {**sections.get("optim", {}), "lr": hyper["lr"]},
+                  "model": {**sections.get("model", {}), "reg": hyper["reg"]},
+                  "trainer": {**sections.get("trainer", {}), "max_epochs": self.space.epochs}}
         return base.replace(
             run=dataclasses.replace(base.run, seed=base.run.seed + number), arch=arch,
             optimisation=dataclasses.replace(base.optimisation, optimizer=optimizer, reg=hyper["reg"]),
@@ -164,18 +252,25 @@ class Search:
 
     def run(self) -> optuna.Study:
         from cnnlab.run.lightning import quiet_lightning
+        from cnnlab.search import workers
 
         quiet_lightning()
+        logging.getLogger("pytorch_lightning").setLevel(logging.WARNING)
+        from cnnlab.timing import process_age
+
+        timeout = self.options.timeout_min
+        deadline = time.time() - process_age() + 60 * timeout if timeout else None  # from the command's start
         study = self.study()
-        done = len(study.trials)
-        if done >= self.options.n_trials:
-            log.info("study %s already has %d trials (n_trials=%d).", self.options.study_name, done,
-                     self.options.n_trials)
+        workers.fail_stale(study)
+        counted = len(workers.counted(study))
+        if counted >= self.options.n_trials:
+            log.info("study %s already has %d trials finished or running (n_trials=%d).", self.options.study_name,
+                     counted, self.options.n_trials)
+        elif self.options.n_workers == 1:
+            workers.work(self, study, deadline)
         else:
-            logging.getLogger("pytorch_lightning").setLevel(logging.WARNING)
-            study.optimize(self.objective, catch=(ArchError, NonFiniteLoss), callbacks=[optuna.study.MaxTrialsCallback(
-                self.options.n_trials, states=None)])
-        write_outputs(study, self.out_dir, self.objectives, self.datamodule, self.space, self.stages)
+            workers.spawn(self.plan, self.options.n_workers, deadline)
+        write_outputs(study, self.out_dir, self.objectives, self.datamodule, self.space, self.stages, self.plan)
         return study
 
 

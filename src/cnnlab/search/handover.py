@@ -1,0 +1,63 @@
+"""The hand-over: the best trial as an experiment file, `<study>/experiment/best_experiment.yaml`, with its layer list
+and every value it trained with that differs from train.py's defaults for its config groups, and the one command
+that trains it: `python src/train.py --config-dir <study> experiment=best_experiment`. At the trial's own fidelity
+(its epochs and seed, the same torch thread count) that command gives the trial's validation accuracy; with
+`trainer.max_epochs=...` it trains the winner at full length. Copy the file to conf/experiment/ to ship it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+TRAIN_GROUPS = ("arch", "data", "model", "optim", "scheduler", "trainer", "callbacks")
+TRIAL_ONLY = {"trainer": ("enable_checkpointing", "enable_progress_bar", "default_root_dir")}  # how a trial runs
+SECTIONS = ("arch", "data", "model", "optim", "scheduler", "trainer")
+
+
+def differences(value: Any, reference: Any) -> Any:
+    """What of `value` differs from `reference` (mappings compared key by key; anything else as a whole)."""
+    if isinstance(value, dict) and isinstance(reference, dict):
+        out = {}
+        for key, item in value.items():
+            if key not in reference:
+                out[key] = item
+            elif item != reference[key]:
+                out[key] = differences(item, reference[key])
+        return out
+    return value
+
+
+def experiment(config: dict[str, Any], choices: dict[str, str]) -> dict[str, Any]:
+    """The experiment that composes to `config` (a trial's resolved train config) on top of train.py's defaults."""
+    from cnnlab.search.recipe import compose_isolated
+
+    groups = {g: c for g, c in choices.items() if g in TRAIN_GROUPS and g != "arch" and c is not None}
+    reference = compose_isolated([f"{g}={c}" for g, c in groups.items()])
+    body: dict[str, Any] = {"defaults": [{f"override /{g}": c} for g, c in groups.items()]}
+    for section in SECTIONS:
+        value = config.get(section)
+        if section == "arch":  # the list whole (another default list is not merged into it)
+            body["arch"] = {k: value[k] for k in ("name", "layers", "width", "depth") if k in value}
+            continue
+        if isinstance(value, dict):
+            value = {k: v for k, v in value.items() if k not in TRIAL_ONLY.get(section, ())}
+        if section == "scheduler" and value is None:
+            if reference.get("scheduler") is not None:
+                body["defaults"].append({"override /scheduler": None})
+            continue
+        changed = differences(value, reference.get(section))
+        if changed not in ({}, None):
+            body[section] = changed
+    body["seed"] = config["seed"]
+    return body
+
+
+def write(out_dir: Path, config: dict[str, Any], choices: dict[str, str], header: str) -> str:
+    """The experiment file, and the command that trains it."""
+    folder = out_dir / "experiment"
+    folder.mkdir(parents=True, exist_ok=True)
+    text = yaml.safe_dump(experiment(config, choices), sort_keys=False, default_flow_style=None, width=120)
+    (folder / "best_experiment.yaml").write_text(f"# @package _global_\n{header}{text}")
+    return f"python src/train.py --config-dir {out_dir} experiment=best_experiment"
