@@ -134,10 +134,15 @@ def cores(n_workers: int) -> int:
 
 
 def worker_main(plan, index: int, n_workers: int, deadline: float | None = None) -> None:
+    import dataclasses
+
     import torch
 
     from cnnlab.search.study import Search
 
+    if plan.options.sampler_seed is not None:  # each worker its own draws (the same seed would repeat a neighbour's)
+        plan = dataclasses.replace(plan, options=dataclasses.replace(
+            plan.options, sampler_seed=plan.options.sampler_seed + index))
     torch.set_num_threads(cores(n_workers))
     logging.basicConfig(level=logging.INFO, format=f"[%(asctime)s][%(name)s][%(levelname)s] - worker {index}: "
                                                    "%(message)s")
