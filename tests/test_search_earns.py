@@ -136,7 +136,7 @@ def _journal_trials(out, name="killed"):
 def test_two_workers_killed_mid_study_resume_to_exactly_n_trials(tmp_path):
     out = tmp_path / "study"
     cmd = [sys.executable, "src/search.py", "study_name=killed", "n_trials=6", "n_workers=2", "search.epochs=3",
-           "pruner=none", "search.blocks.low=2", f"hydra.run.dir={out}"]
+           "pruner=none", "search.blocks.low=2", "sampler_seed=0", f"hydra.run.dir={out}"]
     env = {**os.environ, "CNNLAB_DATA_DIR": str(tmp_path / "data"), "PYTHONWARNINGS": "ignore"}
     first = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                              start_new_session=True)
@@ -147,9 +147,12 @@ def test_two_workers_killed_mid_study_resume_to_exactly_n_trials(tmp_path):
             break
     os.killpg(first.pid, signal.SIGKILL)  # the whole search: the command and both workers
     first.wait()
-    assert sum(t.state.name == "RUNNING" for t in _journal_trials(out)) == 2
+    running = [t for t in _journal_trials(out) if t.state.name == "RUNNING"]
+    assert len(running) == 2
+    assert running[0].params != running[1].params  # each worker draws with its own seed (sampler_seed + index)
     again = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert again.returncode == 0, again.stderr[-3000:]
+    assert "GPU available" not in again.stdout + again.stderr  # the workers are as quiet as the command
     final = _journal_trials(out)
     assert not [t for t in final if t.state.name == "RUNNING"]
     failed = [t for t in final if t.user_attrs.get("requeued")]
@@ -157,3 +160,25 @@ def test_two_workers_killed_mid_study_resume_to_exactly_n_trials(tmp_path):
     assert len([t for t in final if t.state.is_finished() and t not in failed]) == 6  # exactly n_trials, none lost
     retried = {t.user_attrs.get("retry_of") for t in _journal_trials(out)} - {None}
     assert retried == {t.number for t in failed}  # each killed trial ran again once, under a new number
+
+
+def test_a_long_trial_says_how_it_goes_at_most_once_a_minute(caplog):
+    from types import SimpleNamespace
+
+    import torch
+
+    from cnnlab.search.study import _Pruning
+
+    trial = optuna.create_study().ask()
+    callback = _Pruning(trial, report=True)
+    trainer = SimpleNamespace(sanity_checking=False, callback_metrics={"val/err": torch.tensor(0.25)},
+                              current_epoch=0, max_epochs=9, should_stop=False)
+    with caplog.at_level("INFO", logger="cnnlab.search"):
+        callback.on_validation_end(trainer, None)  # within the first minute: nothing said
+        callback.said -= 61
+        trainer.current_epoch = 1
+        callback.on_validation_end(trainer, None)
+        callback.on_validation_end(trainer, None)  # said a moment ago: nothing again
+    lines = [r.getMessage() for r in caplog.records if r.name == "cnnlab.search"]
+    assert lines == [f"trial {trial.number}: epoch 2 of 9, validation error 0.2500 (best 0.2500)"]
+    assert trial.storage.get_trial(trial._trial_id).intermediate_values == {1: 0.25, 2: 0.25}

@@ -43,12 +43,17 @@ class _Pruning(pl.Callback):
 
     def __init__(self, trial: optuna.Trial, report: bool):
         self.trial, self.report, self.pruned, self.best, self.epochs = trial, report, False, math.inf, 0
+        self.said = time.monotonic()
 
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if trainer.sanity_checking or "val/err" not in trainer.callback_metrics:
             return
         err = float(trainer.callback_metrics["val/err"])
         self.best, self.epochs = min(self.best, err), trainer.current_epoch + 1
+        if time.monotonic() - self.said >= 60:  # a long trial is never silent; short ones say nothing until told
+            self.said = time.monotonic()
+            log.info("trial %d: epoch %d of %d, validation error %.4f (best %.4f)", self.trial.number, self.epochs,
+                     trainer.max_epochs, err, self.best)
         if self.report:
             self.trial.report(err, self.epochs)  # the step is the fidelity: epochs trained
             # a trial at its last epoch has trained its budget: complete, whatever a rung there would say
@@ -251,12 +256,10 @@ class Search:
             out=self.out_dir / "trials" / str(number), config=config)
 
     def run(self) -> optuna.Study:
-        from cnnlab.run.lightning import quiet_lightning
         from cnnlab.search import workers
-
-        quiet_lightning()
-        logging.getLogger("pytorch_lightning").setLevel(logging.WARNING)
         from cnnlab.timing import process_age
+
+        quiet()
 
         timeout = self.options.timeout_min
         deadline = time.time() - process_age() + 60 * timeout if timeout else None  # from the command's start
@@ -270,8 +273,19 @@ class Search:
             workers.work(self, study, deadline)
         else:
             workers.spawn(self.plan, self.options.n_workers, deadline)
+            if workers.fail_stale(study):  # the last worker standing died: nobody left to take its trial
+                log.warning("run the same command again to finish the study's %d trials", self.options.n_trials)
         write_outputs(study, self.out_dir, self.objectives, self.datamodule, self.space, self.stages, self.plan)
         return study
+
+
+def quiet() -> None:
+    """A search's console says what each trial trains and scores, not Lightning's per-trial banners and tips (in
+    every worker process too: a spawned one starts with Python's logging defaults)."""
+    from cnnlab.run.lightning import quiet_lightning
+
+    quiet_lightning()
+    logging.getLogger("pytorch_lightning").setLevel(logging.WARNING)
 
 
 def run_search(plan: SearchPlan) -> optuna.Study:

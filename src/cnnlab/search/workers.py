@@ -124,8 +124,8 @@ def spawn(plan, n_workers: int, deadline: float | None = None) -> None:
         for worker in [w for w in running if w.exitcode is not None]:
             running.remove(worker)
             if worker.exitcode != 0:
-                log.warning("%s (process %d) stopped with exit code %s; its trial is queued again", worker.name,
-                            worker.pid, worker.exitcode)
+                log.warning("%s (process %d) stopped with exit code %s; its trial is failed and queued again for "
+                            "the other workers", worker.name, worker.pid, worker.exitcode)
         time.sleep(0.2)
 
 
@@ -138,7 +138,7 @@ def worker_main(plan, index: int, n_workers: int, deadline: float | None = None)
 
     import torch
 
-    from cnnlab.search.study import Search
+    from cnnlab.search.study import Search, quiet
 
     if plan.options.sampler_seed is not None:  # each worker its own draws (the same seed would repeat a neighbour's)
         plan = dataclasses.replace(plan, options=dataclasses.replace(
@@ -146,5 +146,6 @@ def worker_main(plan, index: int, n_workers: int, deadline: float | None = None)
     torch.set_num_threads(cores(n_workers))
     logging.basicConfig(level=logging.INFO, format=f"[%(asctime)s][%(name)s][%(levelname)s] - worker {index}: "
                                                    "%(message)s")
+    quiet()
     search = Search(plan)
     work(search, search.study(), deadline)
