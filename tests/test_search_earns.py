@@ -68,15 +68,20 @@ def test_an_evolution_search_never_trains_an_illegal_list(tmp_path):
             assert row["state"] == "COMPLETE" and row["epochs"] == "1"
 
 
-def test_hyperband_stops_trials_at_its_rungs_and_says_what_the_study_spent(tmp_path, capsys):
+def test_hyperband_stops_trials_at_its_rungs_and_says_what_the_study_spent(tmp_path, capsys, caplog):
     out = tmp_path / "study"
-    search(out, "pruner=hyperband", "pruner.reduction_factor=2", "search.epochs=4", "n_trials=12", "sampler_seed=0",
-           "trainer.limit_train_batches=5", "trainer.limit_val_batches=1")
+    with caplog.at_level("INFO", logger="cnnlab.search"):
+        search(out, "pruner=hyperband", "pruner.reduction_factor=2", "search.epochs=4", "n_trials=12",
+               "sampler_seed=0", "trainer.limit_train_batches=5", "trainer.limit_val_batches=1")
     rows = trials(out)
     epochs = {r["number"]: int(r["epochs"]) for r in rows if r["state"] in ("COMPLETE", "PRUNED")}
     stopped = [epochs[r["number"]] for r in rows if r["state"] == "PRUNED"]
     assert stopped and set(stopped) <= {1, 2}  # at the rungs: 1 and 2 epochs, before the last
     assert all(epochs[r["number"]] == 4 for r in rows if r["state"] == "COMPLETE")
+    said = "\n".join(r.getMessage() for r in caplog.records)  # each trial's end on the console, as it happens
+    for r in rows:
+        end = f"pruned after {epochs[r['number']]} epochs" if r["state"] == "PRUNED" else "finished, best validation"
+        assert f"trial {r['number']}: {end}" in said
     spent = sum(epochs.values())
     assert spent < 4 * len(epochs) and f"epochs trained: {spent} of {4 * len(epochs)}" in capsys.readouterr().out
 

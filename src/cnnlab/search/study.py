@@ -187,9 +187,11 @@ class Search:
             values = self._trial(trial)
         except optuna.TrialPruned:
             study.tell(trial, state=TrialState.PRUNED)
+            log.info("trial %d: pruned after %d epochs", trial.number, trial.user_attrs.get("epochs", 0))
         except EXPECTED as err:
             trial.set_user_attr("fail_reason", f"{type(err).__name__}: {err}")
             study.tell(trial, state=TrialState.FAIL)
+            log.info("trial %d: failed: %s", trial.number, trial.user_attrs["fail_reason"])
         except BaseException as err:  # Ctrl-C, or a bug: never left running; its parameters go again
             trial.set_user_attr("fail_reason", f"{type(err).__name__}: {str(err)[:200]}; its parameters were "
                                                "queued again")
@@ -199,6 +201,9 @@ class Search:
             raise
         else:
             study.tell(trial, values)
+            first = values[0] if isinstance(values, tuple) else values
+            log.info("trial %d: finished, best validation error %.4f in %d epochs", trial.number, first,
+                     trial.user_attrs.get("epochs", 0))
 
     def _trial(self, trial: optuna.Trial) -> float | tuple[float, ...]:
         number = trial.number
