@@ -117,7 +117,9 @@ def test_a_study_reopened_with_another_agent_pruner_or_space_is_refused_and_kept
 def test_a_recipe_search_draws_knobs_and_hands_over_a_command_that_reproduces_its_winner(tmp_path, capsys):
     out = tmp_path / "study"
     search(out, "search=digits_recipe", "search.epochs=2", "n_trials=3", "sampler_seed=0", "pruner=none",
-           "search.params.arch=[small]")
+           "search.params.arch=[small]", "+search.params.scheduler=[cosine]")
+    # T_max follows trainer.max_epochs: not written, or a longer run's cosine would restart at the trial's epochs
+    assert "T_max" not in (out / "experiment" / "best_experiment.yaml").read_text()
     printed = capsys.readouterr().out
     command = next(line for line in printed.splitlines() if line.startswith("train the winner: "))
     assert command.endswith(f"--config-dir {out} experiment=best_experiment")
@@ -128,6 +130,7 @@ def test_a_recipe_search_draws_knobs_and_hands_over_a_command_that_reproduces_it
     with open(tmp_path / "rerun" / "metrics.csv") as f:
         accuracy = max(float(r["val/acc"]) for r in csv.DictReader(f) if r.get("val/acc"))
     assert abs((1 - float(best["values"])) - accuracy) < 1e-6  # the trial's own validation accuracy
+    assert "T_max: 2" in (tmp_path / "rerun" / "config.yaml").read_text()
 
 
 def _journal_trials(out, name="killed"):

@@ -6,6 +6,7 @@ that trains it: `python src/train.py --config-dir <study> experiment=best_experi
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -29,12 +30,31 @@ def differences(value: Any, reference: Any) -> Any:
     return value
 
 
+def following(raw: Any, resolved: Any, config: dict[str, Any]) -> Any:
+    """The defaults `resolved` with each value that only follows another (`${trainer.max_epochs}`) taken from the
+    trial's `config`: a follower is not written, so that it still follows (a scheduler's T_max pinned at the trial's
+    epochs would restart its cosine when the winner trains longer)."""
+    if isinstance(resolved, dict):
+        raw = raw if isinstance(raw, dict) else {}
+        return {key: following(raw.get(key), item, config) for key, item in resolved.items()}
+    match = re.fullmatch(r"\$\{([\w.]+)\}", raw) if isinstance(raw, str) else None
+    if match is None:
+        return resolved
+    value: Any = config
+    for key in match[1].split("."):
+        if not isinstance(value, dict) or key not in value:
+            return resolved
+        value = value[key]
+    return value
+
+
 def experiment(config: dict[str, Any], choices: dict[str, str]) -> dict[str, Any]:
     """The experiment that composes to `config` (a trial's resolved train config) on top of train.py's defaults."""
     from cnnlab.search.recipe import compose_isolated
 
     groups = {g: c for g, c in choices.items() if g in TRAIN_GROUPS and g != "arch" and c is not None}
-    reference = compose_isolated([f"{g}={c}" for g, c in groups.items()])
+    defaults = [f"{g}={c}" for g, c in groups.items()]
+    reference = following(compose_isolated(defaults, raw=True), compose_isolated(defaults), config)
     body: dict[str, Any] = {"defaults": [{f"override /{g}": c} for g, c in groups.items()]}
     for section in SECTIONS:
         value = config.get(section)

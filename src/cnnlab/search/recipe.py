@@ -38,13 +38,14 @@ def overrides(space, values: dict[str, Any], seed: int, out: Path, data_dir: Pat
             "trainer.enable_checkpointing=false", "trainer.enable_progress_bar=false"]
 
 
-def compose_isolated(overrides_: list[str], choices: dict[str, str] | None = None) -> dict[str, Any]:
-    """`train`'s config for these overrides, resolved, composed inside a running Hydra app (a search) and leaving its
-    state as it was: Hydra allows one global instance, and the compose API would replace the app's. `choices`, when
-    given, receives the config groups chosen."""
+def compose_isolated(overrides_: list[str], choices: dict[str, str] | None = None, raw: bool = False) -> dict[str, Any]:
+    """`train`'s config for these overrides, resolved (`raw`: its interpolations as written), composed inside a
+    running Hydra app (a search) and leaving its state as it was: Hydra allows one global instance, and the compose
+    API would replace the app's. `choices`, when given, receives the config groups chosen."""
     from hydra.core.global_hydra import GlobalHydra
     from hydra.core.hydra_config import HydraConfig
     from hydra.initialize import get_gh_backup, restore_gh_from_backup
+    from omegaconf import OmegaConf
 
     from cnnlab.checks import compose
     from cnnlab.checks.train import plain
@@ -52,7 +53,8 @@ def compose_isolated(overrides_: list[str], choices: dict[str, str] | None = Non
     backup, hydra_config = get_gh_backup(), HydraConfig.instance().cfg
     GlobalHydra.instance().clear()
     try:
-        config = plain(compose("train", *overrides_))
+        composed = compose("train", *overrides_)
+        config = OmegaConf.to_container(composed, resolve=False) if raw else plain(composed)
         if choices is not None:
             chosen = HydraConfig.get().runtime.choices
             choices.update({k: v for k, v in chosen.items() if v is not None and "/" not in k
