@@ -42,6 +42,7 @@ BEST = {
     "best_fer2013": (data_files.write_fer, [], (1, 48, 48), 7, 14),
     "best_fer2013_gpu": (data_files.write_fer, ["trainer=cpu", "trainer.precision=32-true"], (1, 48, 48), 7, 14),
     "best_fer2013_binary": (data_files.write_fer, [], (1, 48, 48), 2, 4),
+    "searched_fer2013": (data_files.write_fer, [], (1, 48, 48), 7, 14),
 }
 
 
