@@ -17,7 +17,7 @@ from cnnlab.checks import compose
 from cnnlab.checks.fields import OptionError
 from cnnlab.checks.train import check_train
 from cnnlab.errors import CnnlabError
-from tests.conftest import ROOT, compose_train, run_script
+from tests.conftest import ROOT, compose_config, compose_train, run_script
 
 BAD = [
     # (overrides, fragments of the message)
@@ -258,6 +258,12 @@ def test_group_null_means_no_entry_of_that_group():
     assert null_group("logger=null") == "~logger" and null_group("scheduler=none") == "~scheduler"
     assert null_group("model.tta=null") == "model.tta=null" and null_group("seed=null") == "seed=null"
     assert "logger" not in compose_train(null_group("logger=null"))
+    # a group whose entry is named none keeps it: removed, pruner.* beside it would rebuild the default (median)
+    assert null_group("pruner=none") == "pruner=none"
+    from cnnlab.checks.search import check_search
+
+    plan = check_search(compose_config("search", null_group("pruner=none"), "pruner.reduction_factor=2"))
+    assert plan.pruner.name == "none"
 
 
 def test_a_worker_processes_error_is_its_own_sentence():

@@ -68,9 +68,13 @@ def check_config_files(folder: Path) -> None:
 
 
 def null_group(arg: str) -> str:
-    """`logger=null` (or none) -> `~logger` for a config group of conf/; anything else as typed."""
+    """`logger=null` (or none) -> `~logger` for a config group of conf/; anything else as typed. A group with an
+    entry of that name (`pruner=none`) takes the entry: removed, the group's options given beside it
+    (`pruner.reduction_factor=2`) would rebuild it from its defaults (the median pruner)."""
     key, sep, value = arg.partition("=")
-    if sep and value.lower() in ("null", "none") and key.isidentifier() and (Path(CONFIG_DIR) / key).is_dir():
+    group = Path(CONFIG_DIR) / key
+    if (sep and value.lower() in ("null", "none") and key.isidentifier() and group.is_dir()
+            and not (group / f"{value}.yaml").is_file()):
         return f"~{key}"
     return arg
 
