@@ -121,26 +121,22 @@ class Search:
             self.sources[key] = make_source(plan.data, plan.data_dir)
         return ImageData(self.sources[key], plan.data)
 
+    @property
+    def url(self) -> str | None:
+        """The study's database URL: the one given, an SQLite `study.db` a study of an earlier cnnlab left in the
+        study folder, or None for Optuna's journal file there (safe for workers, also over NFS)."""
+        if self.options.storage is None and not (self.out_dir / "study.db").is_file():
+            return None
+        return self.options.storage or f"sqlite:///{self.out_dir / 'study.db'}"
+
     def storage(self):
-        """Optuna's journal file in the study folder by default (safe for workers, also over NFS), an SQLite
-        `study.db` a study of an earlier cnnlab left there, or any database URL."""
         from optuna.storages import JournalStorage
         from optuna.storages.journal import JournalFileBackend
 
-        if self.options.storage is None and not (self.out_dir / "study.db").is_file():
+        if self.url is None:
             return JournalStorage(JournalFileBackend(str(self.out_dir / "study.journal")))
-        url = self.options.storage or f"sqlite:///{self.out_dir / 'study.db'}"
-        kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
-        for attempt in range(5):
-            try:
-                return optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
-            except SQLAlchemyError as err:  # workers starting together race to create the tables
-                if attempt == 4 or not _race(err):
-                    raise _storage_error(url, err) from None
-                time.sleep(0.5 + random.random())
-            except ImportError as err:  # the URL's database driver is not installed
-                raise _storage_error(url, err) from None
-        raise AssertionError("unreachable")  # pragma: no cover
+        kwargs = {"connect_args": {"timeout": 60}} if self.url.startswith("sqlite") else {}
+        return optuna.storages.RDBStorage(self.url, engine_kwargs=kwargs)
 
     def study(self) -> optuna.Study:
         self.out_dir.mkdir(parents=True, exist_ok=True)
@@ -151,10 +147,12 @@ class Search:
                                             directions=directions, sampler=self.sampler, pruner=self.pruner,
                                             load_if_exists=True)
                 break
-            except SQLAlchemyError as err:  # workers starting together race to create the study
+            except SQLAlchemyError as err:  # workers starting together race to create the tables and the study
                 if attempt == 4 or not _race(err):
-                    raise _storage_error(self.options.storage or "sqlite", err) from None
+                    raise _storage_error(self.url, err) from None
                 time.sleep(0.5 + random.random())
+            except ImportError as err:  # the URL's database driver is not installed
+                raise _storage_error(self.url, err) from None
         self._same_study(study)
         return study
 
