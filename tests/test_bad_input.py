@@ -264,6 +264,8 @@ def test_group_null_means_no_entry_of_that_group():
 
     plan = check_search(compose_config("search", null_group("pruner=none"), "pruner.reduction_factor=2"))
     assert plan.pruner.name == "none"
+    no_entry = check_search(compose_config("search", null_group("pruner=null"), "pruner.reduction_factor=2"))
+    assert no_entry.pruner.name == "none"  # no pruner entry: no pruning, not the median pruner
 
 
 def test_a_worker_processes_error_is_its_own_sentence():

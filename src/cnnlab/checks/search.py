@@ -59,7 +59,8 @@ class PrunerOptions(Options):
     """`pruner=`: which trials stop early (conf/pruner/); the fidelity is epochs."""
 
     where = "pruner."
-    name: str = option(choice("median", "hyperband", "none"), "median", "median, hyperband or none")
+    name: str = option(choice("median", "hyperband", "none"), "none",
+                       "median, hyperband or none (no entry, pruner=null: none)")
     from_epoch: int = option(positive_int, 1, "median: the first epoch after which a trial may be stopped")
     min_epochs: int = option(positive_int, 1, "hyperband: the first rung, in epochs")
     reduction_factor: int = option(integer(2, example=3), 3, "hyperband: 1 in this many trials goes on at a rung")
@@ -95,7 +96,7 @@ def check_search(cfg: Any) -> SearchPlan:
     options = SearchOptions.read(roots, "")
     space = read_space(config.get("search"))
     agent = read_agent(config.get("agent"), space, options.n_trials)
-    pruner = PrunerOptions.read(config.get("pruner") or {"name": "none"})
+    pruner = PrunerOptions.read(config.get("pruner") or {})
     pruner.check_rungs(space.epochs)
     model = ModelOptions.read(config.get("model"))
     data = read_data(dict(config.get("data") or {}))
