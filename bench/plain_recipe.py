@@ -27,13 +27,13 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from overhead import _sync, train_config  # noqa: E402
 
-from cnnlab.checks.arch import read_arch  # noqa: E402
-from cnnlab.checks.data import AugmentOptions  # noqa: E402
 from cnnlab.data import make_datamodule  # noqa: E402
 from cnnlab.data.augment import augment_batch  # noqa: E402
+from cnnlab.data.options import AugmentOptions  # noqa: E402
 from cnnlab.layers import build_network  # noqa: E402
-from cnnlab.model import WHITENING_IMAGES  # noqa: E402
-from cnnlab.tta import vote  # noqa: E402
+from cnnlab.layers.arch import read_arch  # noqa: E402
+from cnnlab.model.module import WHITENING_IMAGES  # noqa: E402
+from cnnlab.model.tta import vote  # noqa: E402
 
 
 def param_groups(net: torch.nn.Module, lr: float, reg: float, bn_scale: float) -> list[dict]:

@@ -51,8 +51,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     from omegaconf import OmegaConf
     from overhead import train_config
 
-    from cnnlab.checks.arch import read_arch
     from cnnlab.layers import build_network
+    from cnnlab.layers.arch import read_arch
 
     arch = train_config(f"arch={args.arch}", f"arch.width={args.width}").arch
     layers = read_arch(OmegaConf.to_container(arch, resolve=True)).raw

@@ -28,10 +28,10 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
 
     import pytorch_lightning as pl
 
-    from cnnlab.checks.data import read_data
     from cnnlab.data import make_datamodule
+    from cnnlab.data.family import read_data
     from cnnlab.inference import read_cnnlab_checkpoint
-    from cnnlab.model import LayerListClassifier
+    from cnnlab.model.module import LayerListClassifier
     from cnnlab.run.lightning import quiet_lightning
 
     quiet_lightning()

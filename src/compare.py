@@ -8,8 +8,8 @@ import sys
 import time
 from pathlib import Path
 
-from cnnlab.cli import ROOT
-from cnnlab.errors import CnnlabError
+from cnnlab.checks.errors import CnnlabError
+from cnnlab.compose import ROOT
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -3,23 +3,18 @@
 import cnnlab  # noqa: F401  (first: time/startup_s counts from this line)
 
 # isort: split
-import hydra
-from omegaconf import DictConfig
-
-from cnnlab.cli import CONFIG_DIR, friendly_errors, hydra_job, set_root
+from cnnlab.cli import run
 
 
-@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="eval")
-@friendly_errors
-def main(cfg: DictConfig) -> None:
-    from cnnlab.checks.eval import check_eval
+def main(cfg) -> None:
+    from cnnlab.cli import hydra_job
+    from cnnlab.run.plans import check_eval
 
     plan = check_eval(cfg, hydra_job(), check_place=False)
-    from cnnlab.run import evaluate
+    from cnnlab.run.tasks import evaluate
 
     evaluate(plan)
 
 
 if __name__ == "__main__":
-    set_root("eval")
-    main()
+    run("eval", main)

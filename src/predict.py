@@ -3,16 +3,11 @@
 import cnnlab  # noqa: F401  (first: time/startup_s counts from this line)
 
 # isort: split
-import hydra
-from omegaconf import DictConfig
-
-from cnnlab.cli import CONFIG_DIR, friendly_errors, set_root
+from cnnlab.cli import run
 
 
-@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="predict")
-@friendly_errors
-def main(cfg: DictConfig) -> None:
-    from cnnlab.checks.deploy import check_predict
+def main(cfg) -> None:
+    from cnnlab.deploy import check_predict
 
     options, out = check_predict(cfg)  # before the model is loaded
     from cnnlab.deploy import predict
@@ -20,6 +15,6 @@ def main(cfg: DictConfig) -> None:
     predict(options, out)
 
 
+
 if __name__ == "__main__":
-    set_root("predict")
-    main()
+    run("predict", main)

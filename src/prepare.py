@@ -4,16 +4,11 @@ then `python src/train.py data=stream data.root=SHARDS` (see README.md)."""
 import cnnlab  # noqa: F401  (first: time/startup_s counts from this line)
 
 # isort: split
-import hydra
-from omegaconf import DictConfig
-
-from cnnlab.cli import CONFIG_DIR, friendly_errors, set_root
+from cnnlab.cli import run
 
 
-@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="prepare")
-@friendly_errors
-def main(cfg: DictConfig) -> None:
-    from cnnlab.checks.prepare import check_prepare
+def main(cfg) -> None:
+    from cnnlab.prepare import check_prepare
 
     plan = check_prepare(cfg)
     from cnnlab.prepare import prepare
@@ -21,6 +16,6 @@ def main(cfg: DictConfig) -> None:
     prepare(plan)
 
 
+
 if __name__ == "__main__":
-    set_root("prepare")
-    main()
+    run("prepare", main)

@@ -15,23 +15,31 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def pytest_configure(config):
+    """The option groups' Hydra schemas of every command, as each command registers its own before composing."""
+    from cnnlab.schemas import ENTRY_POINTS, register
+
+    for entry_point in ENTRY_POINTS:
+        register(entry_point)
+
+
 def compose_train(*overrides: str, return_hydra_config: bool = False):
     """The `train` config as `src/train.py` would compose it for these overrides, without running anything (with
     Hydra's own part of it when asked)."""
     if return_hydra_config:
         from hydra import compose, initialize_config_dir
 
-        from cnnlab.cli import CONFIG_DIR
+        from cnnlab.compose import CONFIG_DIR
 
         with initialize_config_dir(CONFIG_DIR, version_base="1.3"):
             return compose("train", list(overrides), return_hydra_config=True)
-    from cnnlab.checks import compose as compose_config
+    from cnnlab.compose import compose as compose_config
 
     return compose_config("train", *overrides)
 
 
 def compose_config(name: str, *overrides: str):
-    from cnnlab.checks import compose
+    from cnnlab.compose import compose
 
     return compose(name, *overrides)
 
@@ -76,14 +84,14 @@ def run_script(
 
 def train_plan(run_dir: Path, *overrides: str, data_dir: Path | None = None):
     """train.py's plan for these overrides, checked in-process."""
-    from cnnlab.checks import train_plan as make
+    from cnnlab.run.plans import train_plan as make
 
     return make(*overrides, f"paths.data_dir={data_dir or run_dir.parent / 'data'}", out=run_dir)
 
 
 def train_in_process(run_dir: Path, *overrides: str, data_dir: Path | None = None, capsys=None) -> Run:
     """What `src/train.py <overrides>` does, in this process: check, build, fit, test, report."""
-    from cnnlab.run import train
+    from cnnlab.run.tasks import train
 
     train(train_plan(run_dir, *overrides, data_dir=data_dir))
     out = capsys.readouterr() if capsys is not None else None

@@ -12,15 +12,15 @@ import torch
 import torch.nn.functional as F
 
 from cnnlab.averaging import Lookahead
-from cnnlab.checks.model import ModelOptions
+from cnnlab.checks.errors import ArchError, ConfigError
 from cnnlab.data import make_datamodule
 from cnnlab.data.augment import alternating_flip, random_crop
-from cnnlab.errors import ArchError, ConfigError
 from cnnlab.layers import build_network
 from cnnlab.layers.init import WhiteningConv2d
-from cnnlab.model import LayerListClassifier
+from cnnlab.model.module import LayerListClassifier
+from cnnlab.model.options import ModelOptions
+from cnnlab.model.tta import vote
 from cnnlab.schedules import one_cycle
-from cnnlab.tta import vote
 from tests.conftest import bare_trainer
 
 STEM = {

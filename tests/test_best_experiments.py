@@ -8,9 +8,9 @@ import math
 
 import pytest
 
-from cnnlab.checks.arch import read_arch
-from cnnlab.checks.train import plain
 from cnnlab.layers import build_network
+from cnnlab.layers.arch import read_arch
+from cnnlab.run.plans import plain
 from tests import data_files
 from tests.conftest import compose_train
 
@@ -106,6 +106,6 @@ def test_seed_experiments_do_not_augment(data):
     from cnnlab.data import make_datamodule
 
     cfg = compose_train(f"experiment=seed_{data}")
-    from cnnlab.checks.data import AugmentOptions
+    from cnnlab.data.options import AugmentOptions
 
     assert make_datamodule(cfg.data, "unused").options.augment == AugmentOptions()

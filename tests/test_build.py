@@ -8,7 +8,7 @@ import pytest
 import torch
 import yaml
 
-from cnnlab.errors import ArchError
+from cnnlab.checks.errors import ArchError
 from cnnlab.layers import build_network
 from tests.conftest import ROOT
 

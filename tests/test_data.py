@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 import torch
 
+from cnnlab.checks.errors import ConfigError, DataError
 from cnnlab.data import make_datamodule
 from cnnlab.data.augment import random_crop, random_flip
 from cnnlab.data.batching import BatchIndices
 from cnnlab.data.splits import Split
-from cnnlab.errors import ConfigError, DataError
 from tests import data_files
 
 
@@ -214,8 +214,8 @@ def test_bad_fer_csv_names_file_and_line(tmp_path, mutate, message):
 
 def test_empty_class_subset(tmp_path):
     data_files.write_fer(tmp_path, "fer2013", data_files.fer_rows({"Training": 5, "PublicTest": 5, "PrivateTest": 5}))
-    with pytest.raises(DataError, match=r"no image of classes \[6\] \(Neutral\)"):
-        module("fer2013", tmp_path, classes=[6])
+    with pytest.raises(DataError, match=r"no image of classes \[5, 6\] \(Surprise, Neutral\)"):
+        module("fer2013", tmp_path, classes=[5, 6])
 
 
 def test_bad_options_fail_before_reading(tmp_path):

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from cnnlab.errors import ArchError, DataError
-from cnnlab.run import build
+from cnnlab.checks.errors import ArchError, DataError
+from cnnlab.run.build import build
 from tests import data_files
 from tests.conftest import compose_train, train_plan
 

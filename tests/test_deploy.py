@@ -12,11 +12,10 @@ import torch
 from PIL import Image
 from sklearn.datasets import load_digits
 
-from cnnlab.checks import compose
-from cnnlab.checks.deploy import check_export, check_predict
-from cnnlab.deploy import export, predict
-from cnnlab.errors import CnnlabError
-from cnnlab.model import LayerListClassifier
+from cnnlab.checks.errors import CnnlabError
+from cnnlab.compose import compose
+from cnnlab.deploy import check_export, check_predict, export, predict
+from cnnlab.model.module import LayerListClassifier
 from tests.conftest import Run
 
 

@@ -8,9 +8,9 @@ import json
 
 import pytest
 
+from cnnlab.checks.errors import ArchError, CnnlabError, ConfigError
 from cnnlab.checks.fields import OptionError
-from cnnlab.errors import ArchError, CnnlabError, ConfigError
-from cnnlab.run import build
+from cnnlab.run.build import build
 from tests.conftest import train_plan
 
 
@@ -61,7 +61,7 @@ def test_a_class_subset_of_the_default_data_set_trains(fit):
 @pytest.fixture(scope="module")
 def finished(tmp_path_factory):
     """A finished one-epoch run with optim=muon, for the resume checks."""
-    from cnnlab.run import train
+    from cnnlab.run.tasks import train
 
     out = tmp_path_factory.mktemp("muon") / "run"
     train(train_plan(out, "optim=muon", "trainer.max_epochs=1", "debug=fast"))
@@ -96,14 +96,3 @@ def test_compare_refuses_a_damaged_run_and_an_unwritable_out(tmp_path, trained_r
         compare([trained_run.dir], "test/acc", a_file / "under")
 
 
-def test_a_search_space_on_the_users_searchpath_that_is_not_yaml_is_one_sentence(tmp_path, capsys):
-    from cnnlab import cli
-
-    mine = tmp_path / "confs" / "search" / "mine.yaml"
-    mine.parent.mkdir(parents=True)
-    mine.write_text("blocks: [1, 2\n")
-    assert cli.search_path([f"hydra.searchpath=[file://{tmp_path / 'confs'}]"]) == [tmp_path / "confs"]
-    with pytest.raises(SystemExit):
-        for folder in cli.search_path([f"hydra.searchpath=[file://{tmp_path / 'confs'}]"]):
-            cli.check_config_files(folder)
-    assert "search/mine.yaml is not valid YAML" in capsys.readouterr().err

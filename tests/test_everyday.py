@@ -17,7 +17,7 @@ import pytest
 import pytorch_lightning as pl
 import torch
 
-from cnnlab.errors import CnnlabError
+from cnnlab.checks.errors import CnnlabError
 from cnnlab.progress import EpochsFromOne, LineProgress
 from tests.conftest import ROOT, bare_trainer, compose_train, run_script, train_in_process
 from tests.test_train_cli import read_confusion
@@ -242,7 +242,7 @@ def test_shortened_evaluations_of_a_folder_see_every_class(tmp_path):
 
 
 def test_qlearning_says_when_its_budget_is_too_small_for_its_schedule():
-    from cnnlab.search.qlearning import schedule_warning
+    from cnnlab.search.agents.qlearning import schedule_warning
 
     warning = schedule_warning(10)
     assert "n_trials=10" in warning and "no trial at epsilon 0.9" in warning and "from n_trials=11" in warning

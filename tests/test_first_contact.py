@@ -15,7 +15,7 @@ import sys
 
 import pytest
 
-from cnnlab.errors import ArchError
+from cnnlab.checks.errors import ArchError
 from cnnlab.layers import build_network
 from cnnlab.progress import LineProgress
 from tests import data_files

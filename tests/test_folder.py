@@ -11,8 +11,8 @@ import pytest
 import torch
 from PIL import Image
 
+from cnnlab.checks.errors import ConfigError, DataError
 from cnnlab.data import make_datamodule
-from cnnlab.errors import ConfigError, DataError
 
 CLASSES = ("cat", "dog", "fox")
 RNG = np.random.default_rng(0)
@@ -214,9 +214,8 @@ def test_train_eval_predict_and_export_from_a_folder(train, fit, tmp_path):
     rows = (tmp_path / "p.csv").read_text().splitlines()
     assert len(rows) == 4 and rows[0].startswith("file,predicted,probability,p_cat,p_dog,p_fox")
     onnx = pytest.importorskip("onnx")
-    from cnnlab.checks import compose
-    from cnnlab.checks.deploy import check_export
-    from cnnlab.deploy import export
+    from cnnlab.compose import compose
+    from cnnlab.deploy import check_export, export
 
     model_file = export(
         *check_export(compose("export", f"ckpt_path={ckpt}", "format=onnx", f"paths.output_dir={tmp_path / 'export'}"))

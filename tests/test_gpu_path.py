@@ -7,9 +7,9 @@ import pytest
 import pytorch_lightning as pl
 import torch
 
+from cnnlab.checks.errors import ConfigError
 from cnnlab.data.batching import fits_on_device
-from cnnlab.errors import ConfigError
-from cnnlab.run import build
+from cnnlab.run.build import build
 from cnnlab.run.lightning import quiet_lightning
 from tests.conftest import compose_train, train_plan
 

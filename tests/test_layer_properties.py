@@ -7,7 +7,7 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from cnnlab.errors import ArchError
+from cnnlab.checks.errors import ArchError
 from cnnlab.layers import build_network
 
 small_int = st.integers(min_value=-1, max_value=6)

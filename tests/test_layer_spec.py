@@ -7,7 +7,7 @@ import json
 import pytest
 import yaml
 
-from cnnlab.errors import ArchError
+from cnnlab.checks.errors import ArchError
 from cnnlab.layers import layer_types, load_layers, parse_layers
 from tests.conftest import ROOT
 

@@ -118,8 +118,8 @@ def test_a_node_that_cannot_reach_its_master_stops_in_one_sentence(tmp_path):
     ],
 )
 def test_the_node_environment_is_checked_before_anything_is_built(env, fragment):
-    from cnnlab.checks.nodes import read_nodes
-    from cnnlab.errors import ConfigError
+    from cnnlab.checks.errors import ConfigError
+    from cnnlab.nodes import read_nodes
 
     with pytest.raises(ConfigError, match=fragment.replace("(", r"\(").replace(".", r"\.")):
         read_nodes(2, 300, env)

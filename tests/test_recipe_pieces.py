@@ -12,16 +12,16 @@ import torch
 import torch.nn.functional as F
 
 from cnnlab.averaging import EMA
-from cnnlab.checks.arch import read_arch
+from cnnlab.checks.errors import ArchError, ConfigError
 from cnnlab.checks.fields import OptionError
-from cnnlab.checks.model import Mixing, ModelOptions
 from cnnlab.data import make_datamodule
-from cnnlab.errors import ArchError, ConfigError
 from cnnlab.layers import build_network, parse_layers, resize
-from cnnlab.mixing import Mixer
-from cnnlab.model import LayerListClassifier
+from cnnlab.layers.arch import read_arch
+from cnnlab.model.mixing import Mixer
+from cnnlab.model.module import LayerListClassifier
+from cnnlab.model.options import Mixing, ModelOptions
+from cnnlab.model.tta import vote
 from cnnlab.optim import KernelMuon, muon
-from cnnlab.tta import vote
 from tests.conftest import bare_trainer, compose_train
 
 NET = [

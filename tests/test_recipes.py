@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from cnnlab.data import make_datamodule
-from cnnlab.model import LayerListClassifier
+from cnnlab.model.module import LayerListClassifier
 from cnnlab.schedules import one_cycle, warmup_linear
 from tests.conftest import bare_trainer
 

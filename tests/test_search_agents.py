@@ -8,11 +8,16 @@ import shutil
 import optuna
 import pytest
 
-from cnnlab.errors import ConfigError
+from cnnlab.checks.errors import ConfigError
 from cnnlab.layers import build_network
-from cnnlab.search.qlearning import Path, QLearningSampler, check_schedule, epsilon_at, update
-from cnnlab.search.sequential import SequentialSpace
+from cnnlab.search.agents.qlearning import Path, QLearningSampler, check_schedule, epsilon_at, update
+from cnnlab.search.spaces.sequential import Sequential, SequentialOptions
 from tests.test_search import search, trials
+
+
+def sequential(space: dict, shape, classes: int) -> Sequential:
+    return Sequential(SequentialOptions.read(space), shape, classes)
+
 
 SPACE = {
     "kind": "sequential",
@@ -57,12 +62,12 @@ def _reward(layers) -> float:
 
 
 def _search(sampler, storage=None, n=40, name="s"):
-    space = SequentialSpace(SPACE, SHAPE, 10)
+    space = sequential(SPACE, SHAPE, 10)
     study = optuna.create_study(sampler=sampler, storage=storage, study_name=name, load_if_exists=True)
     drawn = []
 
     def objective(trial):
-        layers, _ = space.sample(trial)
+        layers, _ = space.walk(lambda key, legal: trial.suggest_categorical(key, legal))
         trial.set_user_attr("layers", layers)
         drawn.append(layers)
         return 1 - _reward(layers)
@@ -91,7 +96,7 @@ def test_agent_draws_only_legal_lists_and_learns_the_reward():
 
 
 def test_masking_removes_what_does_not_fit():
-    space = SequentialSpace(SPACE, SHAPE, 10)
+    space = sequential(SPACE, SHAPE, 10)
     start = space.start()
     first = space.legal(start)
     assert "T" not in first and "DO20" not in first and "FC16" not in first  # nothing to end or drop; 12x12 map
@@ -123,19 +128,19 @@ def test_resumed_study_continues_the_same_agent(tmp_path):
 def test_schedules_and_spaces_are_checked_before_any_trial():
     assert check_schedule(None, 20)[0] == (1.0, 10) and sum(n for _, n in check_schedule(None, 7)) == 7
     assert epsilon_at([(1.0, 2), (0.5, 2)], 0) == 1.0 and epsilon_at([(1.0, 2), (0.5, 2)], 3) == 0.5
-    from cnnlab.checks.search import QLearningOptions, read_agent, read_space
+    from cnnlab.search.agents.qlearning import QLearning, QLearningOptions
 
     with pytest.raises(ConfigError, match="covers 9 trials but n_trials = 10"):
-        read_agent({"name": "qlearning", "epsilon": [[1.0, 5], [0.1, 4]]}, read_space(SPACE), 10)
+        QLearning.check(QLearningOptions.read({"name": "qlearning", "epsilon": [[1.0, 5], [0.1, 4]]}), Sequential, 10)
 
     with pytest.raises(ConfigError, match="0 <= epsilon <= 1"):
-        QLearningOptions.read({"epsilon": [[1.5, 10]]})
+        QLearningOptions.read({"name": "qlearning", "epsilon": [[1.5, 10]]})
     with pytest.raises(ConfigError, match="agent.replay = 0"):
-        QLearningOptions.read({"replay": 0})
+        QLearningOptions.read({"name": "qlearning", "replay": 0})
     with pytest.raises(ConfigError, match="max_depth = 1"):
-        SequentialSpace({**SPACE, "max_depth": 1}, SHAPE, 10)
+        sequential({**SPACE, "max_depth": 1}, SHAPE, 10)
     with pytest.raises(ConfigError, match="T cannot be reached"):
-        SequentialSpace(
+        sequential(
             {
                 **SPACE,
                 "conv": {"num_output": [4], "kernel_size": [13], "padding": ["valid"]},
@@ -145,7 +150,7 @@ def test_schedules_and_spaces_are_checked_before_any_trial():
             10,
         )
     with pytest.raises(ConfigError, match="field 'num_output' = 0"):
-        SequentialSpace({**SPACE, "fc": {"num_output": [0]}}, SHAPE, 10)
+        sequential({**SPACE, "fc": {"num_output": [0]}}, SHAPE, 10)
 
 
 FAST = ("search.epochs=1", "trainer.limit_train_batches=3", "trainer.limit_val_batches=1")

@@ -15,11 +15,11 @@ import time
 import optuna
 import pytest
 
-from cnnlab.checks import compose
-from cnnlab.checks.search import check_search
-from cnnlab.errors import ConfigError
-from cnnlab.search import run_search
-from cnnlab.search.evolution import PLAN, EvolutionSampler
+from cnnlab.checks.errors import ConfigError
+from cnnlab.compose import compose
+from cnnlab.search.agents.evolution import PLAN, EvolutionSampler
+from cnnlab.search.plan import check_search
+from cnnlab.search.study import run_search
 from tests.conftest import ROOT, run_script
 
 FAST = ("trainer.limit_train_batches=3", "trainer.limit_val_batches=1")
@@ -91,7 +91,8 @@ def test_hyperband_stops_trials_at_its_rungs_and_says_what_the_study_spent(tmp_p
     (("n_workers=0",), "n_workers = 0"),
     (("search=digits_recipe", "search.base=best_nothing"), "search.base = 'best_nothing': experiment=best_nothing"),
     (("search=digits_recipe", "~search.params", "+search.params={optim.learnig_rate:[0.1]}"),
-     "search.params.optim.learnig_rate: optim.learnig_rate is not an argument of torch.optim.Adam"),
+     "search.params.optim.learnig_rate: optim.learnig_rate is not an argument of torch.optim.Adam. Did you mean "
+     "'lr'?"),
     (("search=digits_recipe", "~search.params", "+search.params={optim.lr:{low:0.1,high:0.01}}"), "with low <= high"),
     (("search=digits_recipe", "~search.params", "+search.params={data.batch_size:[64,0]}"),
      "search.params.data.batch_size = 0 .*data.batch_size = 0"),

@@ -50,7 +50,7 @@ def test_optimizers_use_fused_kernels_on_gpus(device_type, expected):
 
     import torch
 
-    from cnnlab.model import fused_kwargs
+    from cnnlab.model.module import fused_kwargs
 
     assert fused_kwargs(functools.partial(torch.optim.SGD, lr=0.1), torch.device(device_type)) == expected
     assert fused_kwargs(functools.partial(torch.optim.RMSprop, lr=0.1), torch.device(device_type)) == {}

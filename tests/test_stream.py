@@ -10,11 +10,10 @@ import pytest
 import torch
 from PIL import Image
 
-from cnnlab.checks import compose
-from cnnlab.checks.prepare import check_prepare
+from cnnlab.checks.errors import CnnlabError, ConfigError, DataError
+from cnnlab.compose import compose
 from cnnlab.data import make_datamodule
-from cnnlab.errors import CnnlabError, ConfigError, DataError
-from cnnlab.prepare import prepare
+from cnnlab.prepare import check_prepare, prepare
 from tests.conftest import ROOT, compose_train, run_script, train_in_process
 from tests.data_files import image_label_counts, split_counts
 from tests.test_folder import CLASSES, write_images

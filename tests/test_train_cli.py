@@ -9,10 +9,10 @@ import json
 import pytest
 import torch
 
-from cnnlab.checks import compose
-from cnnlab.checks.eval import check_eval
-from cnnlab.errors import CnnlabError
-from cnnlab.run import evaluate
+from cnnlab.checks.errors import CnnlabError
+from cnnlab.compose import compose
+from cnnlab.run.plans import check_eval
+from cnnlab.run.tasks import evaluate
 from tests.conftest import train_plan
 
 RUN_FILES = [

@@ -8,11 +8,33 @@ one thing: every `every` steps the model itself jumps to the average, which airb
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import WeightAveraging
 
-from cnnlab.checks.callbacks import AveragingOptions
+from cnnlab.checks.fields import boolean, non_negative, number, positive_int
+from cnnlab.checks.options import Options, option
+
+
+@dataclass(frozen=True, kw_only=True)
+class AveragingOptions(Options):
+    """callbacks.ema and callbacks.lookahead (cnnlab.averaging)."""
+
+    every: int = option(positive_int, 5, "steps between updates of the average")
+    decay: float = option(number(0, 1, high_open=True), 0.9, "the average's share at each update")
+    power: float = option(non_negative, 0.0, "the decay grows as progress ** power (0: constant)")
+    jump: bool = option(boolean, False, "the model jumps to the average at each update (lookahead)")
+
+
+@dataclass(frozen=True, kw_only=True)
+class LookaheadOptions(AveragingOptions):
+    """callbacks.lookahead: airbench's numbers, the decay growing as 0.95^5 x progress^3, and the jump."""
+
+    decay: float = option(number(0, 1, high_open=True), 0.95**5, "the average's share at each update")
+    power: float = option(non_negative, 3.0, "the decay grows as progress ** power (0: constant)")
+    jump: bool = option(boolean, True, "the model jumps to the average at each update (lookahead)")
 
 
 class EMA(WeightAveraging):
@@ -21,10 +43,10 @@ class EMA(WeightAveraging):
     the model then jumps to the average (lookahead). Validation, checkpoints and the final model use the average."""
 
     key = "callbacks.ema"
-    Options = AveragingOptions  # its options, checked before the callback is made
+    Options = AveragingOptions  # its options and their defaults, checked before the callback is made
 
-    def __init__(self, every: int = 5, decay: float = 0.9, power: float = 0.0, jump: bool = False):
-        options = AveragingOptions.read(dict(every=every, decay=decay, power=power, jump=jump), f"{self.key}.")
+    def __init__(self, **values):
+        options = self.Options.read(values, f"{self.key}.")
         super().__init__(use_buffers=True)
         self.every, self.decay, self.power, self.jump = options.every, options.decay, options.power, options.jump
         self._weight = 1.0  # of the model in the next update: 1 - the decay at that step
@@ -69,7 +91,4 @@ class EMA(WeightAveraging):
 class Lookahead(EMA):
     """airbench's lookahead: the EMA with its decay growing as 0.95^5 x progress^3, and the model jumping to it."""
 
-    key = "callbacks.lookahead"
-
-    def __init__(self, every: int = 5, decay: float = 0.95**5, power: float = 3.0):
-        super().__init__(every=every, decay=decay, power=power, jump=True)
+    key, Options = "callbacks.lookahead", LookaheadOptions

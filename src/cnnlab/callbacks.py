@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytorch_lightning as pl
 
-from cnnlab.errors import CnnlabError
+from cnnlab.checks.errors import CnnlabError
 
 
 class NonFiniteLoss(CnnlabError):

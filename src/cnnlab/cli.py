@@ -1,8 +1,11 @@
-"""What the entry points share: the repository root for configs, and errors shown as one short message."""
+"""The command line of every entry point (`src/<command>.py` calls `run`): Hydra composes the configuration once,
+its refusals and cnnlab's own errors end the command with one `error:` line and exit code 2 (HYDRA_FULL_ERROR=1 shows
+the traceback), `--help` comes from the declarations, `group=null` means no entry of that group."""
 
 from __future__ import annotations
 
 import functools
+import logging
 import os
 import sys
 import traceback
@@ -11,66 +14,49 @@ from pathlib import Path
 
 from hydra.experimental.callback import Callback
 
-from cnnlab.checks.schemas import register
-from cnnlab.errors import CnnlabError
+from cnnlab.checks.errors import CnnlabError
+from cnnlab.compose import CONFIG_DIR, ROOT, reworded
 
-ROOT = Path(__file__).resolve().parents[2]
-CONFIG_DIR = str(ROOT / "conf")
-register()  # the option groups' schemas, before Hydra composes anything
+FLAGS = {"--cfg", "-c", "--hydra-help", "--info", "-i", "--shell-completion", "-sc"}
 
 
-def set_root(config_name: str) -> None:
-    """Before Hydra parses the command line: run directories and data default to the repository wherever the command
-    is started from; the config files parse (a broken one is one sentence, not Hydra's traceback); `group=null` means
-    no entry of that group, as `~group` does (Hydra stops on it with a ValueError); `--help` is the entry point's
-    own; an unknown name is one sentence (`cnnlab.overrides`)."""
-    from cnnlab import overrides
+def run(config_name: str, task: Callable) -> None:
+    """Hydra's app for conf/<config_name>.yaml around `task`. Hydra is asked to raise what it refuses (it would print
+    a traceback or its own text and exit 1), so that it is said here in one sentence; a bug in the task keeps its
+    traceback."""
+    import hydra
 
-    os.environ.setdefault("CNNLAB_ROOT", str(ROOT))
-    for folder in [Path(CONFIG_DIR), *search_path(sys.argv[1:])]:
-        check_config_files(folder)
+    from cnnlab.schemas import register
+
+    os.environ.setdefault("CNNLAB_ROOT", str(ROOT))  # run folders and data under the repository, wherever started
     sys.argv[1:] = [null_group(arg) for arg in sys.argv[1:]]
     if {"--help", "-h"} & set(sys.argv[1:]):
-        overrides.show_help(config_name)
-    if not {"--cfg", "-c", "--hydra-help", "--info", "-i", "--shell-completion", "-sc"} & set(sys.argv[1:]):
-        problem = overrides.check_overrides(config_name, sys.argv[1:])
-        if problem is not None:
-            print(f"error: {problem}", file=sys.stderr)
-            sys.exit(2)
+        from cnnlab.reference import help_text
+
+        print(help_text(config_name))
+        sys.exit(0)
+    # Lightning, imported for the callbacks' declared options, sends its messages to Hydra's log once Hydra has set
+    # it up (on a root logger without handlers it would keep its own on stderr)
+    logging.getLogger().addHandler(logging.NullHandler())
+    register(config_name)  # the option groups' schemas, before Hydra composes anything
+    os.environ.setdefault("CNNLAB_FULL_ERROR", os.environ.get("HYDRA_FULL_ERROR", "0"))  # as the user set it
+    os.environ["HYDRA_FULL_ERROR"] = "1"
+    try:
+        hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name=config_name)(friendly_errors(task))()
+    except Exception as err:
+        if full_error() or getattr(err, "from_task", False):
+            raise
+        print(f"error: {reworded(err, sys.argv[1:])}", file=sys.stderr)
+        sys.exit(2)
 
 
-def search_path(args: list[str]) -> list[Path]:
-    """The folders a `hydra.searchpath=[file://...]` override adds (Hydra reads their configs as it reads conf/)."""
-    folders = []
-    for arg in args:
-        key, _, value = arg.partition("=")
-        if key.lstrip("+") == "hydra.searchpath":
-            for entry in value.strip("[]").split(","):
-                entry = entry.strip().strip("'\"")
-                if entry.startswith("file://") and Path(entry.removeprefix("file://")).is_dir():
-                    folders.append(Path(entry.removeprefix("file://")))
-    return folders
-
-
-def check_config_files(folder: Path) -> None:
-    import yaml
-
-    for path in sorted(folder.rglob("*.yaml")):
-        try:
-            yaml.load(path.read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
-        except (yaml.YAMLError, UnicodeDecodeError) as err:
-            where = getattr(err, "problem_mark", None)
-            line = f" at line {where.line + 1}, column {where.column + 1}" if where is not None else ""
-            problem = getattr(err, "problem", None) or str(err).splitlines()[0]
-            print(f"error: {path.relative_to(folder.parent)} is not valid YAML{line} ({problem}); fix the file or "
-                  "remove it.", file=sys.stderr)
-            sys.exit(2)
+def full_error() -> bool:
+    return os.environ.get("CNNLAB_FULL_ERROR", os.environ.get("HYDRA_FULL_ERROR")) == "1"
 
 
 def null_group(arg: str) -> str:
     """`logger=null` (or none) -> `~logger` for a config group of conf/; anything else as typed. A group with an
-    entry of that name (`pruner=none`) takes the entry: removed, the group's options given beside it
-    (`pruner.reduction_factor=2`) would rebuild it from its defaults (the median pruner)."""
+    entry of that name (`pruner=none`) takes the entry."""
     key, sep, value = arg.partition("=")
     group = Path(CONFIG_DIR) / key
     if (sep and value.lower() in ("null", "none") and key.isidentifier() and group.is_dir()
@@ -90,7 +76,7 @@ def hydra_job():
     """Where this run sits in Hydra's launch (a sweep job, or a single run), for the plan."""
     from hydra.core.hydra_config import HydraConfig
 
-    from cnnlab.checks.train import Job
+    from cnnlab.run.plans import Job
 
     hydra_cfg = HydraConfig.get()
     overrides = tuple(hydra_cfg.overrides.task)
@@ -109,34 +95,11 @@ def _job_failed(err: Exception) -> None:
     message = (own or f"{type(err).__name__}: {err}").splitlines()[0]
     trace = "" if own is not None else "\n" + traceback.format_exc()
     (out_dir / "error.txt").write_text(message + "\n" + trace)
+    from cnnlab.run.tasks import log_to_file
+
     log_to_file(f"error: {message}{trace}")
     print(f"error in job {out_dir.name}: {message}", file=sys.stderr)
     return None
-
-
-def log_to_file(text: str) -> None:
-    """Into the run's train.log only (Hydra's file handler): the console has had its own line."""
-    import logging
-
-    record = logging.LogRecord("cnnlab", logging.ERROR, __file__, 0, text, None, None)
-    for handler in logging.getLogger().handlers:
-        if isinstance(handler, logging.FileHandler):
-            handler.handle(record)
-
-
-def record_stop(message: str, status: str = "failed") -> None:
-    """A run that ends without its results says why: in its train.log, and in a results.json that says `status`
-    (never over one a finished run wrote)."""
-    import json
-
-    from hydra.core.hydra_config import HydraConfig
-
-    log_to_file(message)
-    if not HydraConfig.initialized():
-        return
-    out = Path(HydraConfig.get().runtime.output_dir)
-    if out.is_dir() and not (out / "results.json").exists():
-        (out / "results.json").write_text(json.dumps({"status": status, "error": message}, indent=2) + "\n")
 
 
 def own_message(err: BaseException) -> str | None:
@@ -152,26 +115,27 @@ def own_message(err: BaseException) -> str | None:
 
 
 def friendly_errors(task: Callable) -> Callable:
-    """Own errors end the run with `error: ...` and exit code 2; HYDRA_FULL_ERROR=1 shows the traceback."""
+    """Own errors end the run with `error: ...` and exit code 2 (a sweep job's go to its error.txt and the sweep goes
+    on); anything else is a bug, raised with its traceback. Either way the run's folder says why it stopped."""
 
     @functools.wraps(task)
-    def run(*args, **kwargs):
+    def run_task(*args, **kwargs):
+        from cnnlab.run.tasks import record_stop
+
         try:
             return task(*args, **kwargs)
         except Exception as err:
             if in_multirun():
                 return _job_failed(err)
-            if os.environ.get("HYDRA_FULL_ERROR") == "1":
-                record_stop(traceback.format_exc())
-                raise
             message = own_message(err)
-            record_stop(f"error: {message}" if message else traceback.format_exc())
-            if message is None:
+            record_stop(f"error: {message}" if message and not full_error() else traceback.format_exc())
+            if message is None or full_error():
+                err.from_task = True
                 raise
             print(f"error: {message}", file=sys.stderr)
             sys.exit(2)
 
-    return run
+    return run_task
 
 
 class OutputDirCheck(Callback):
@@ -206,7 +170,7 @@ class OutputDirCheck(Callback):
             self._check(folder, "hydra.run.dir")
 
     def _earlier_run(self, config, folder: Path) -> None:
-        from cnnlab.checks.train import refuse_earlier_run
+        from cnnlab.run.plans import refuse_earlier_run
 
         if config.get("task_name") not in ("train", "eval"):
             return  # search: the study's folder is meant to be continued; predict, export, prepare: new files only

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from cnnlab.errors import CnnlabError
+from cnnlab.checks.errors import CnnlabError
 
 SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp"}
 

@@ -10,7 +10,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from cnnlab.errors import ArchError, CnnlabError
+from cnnlab.checks.errors import ArchError, CnnlabError
 from cnnlab.layers import build_network
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytorch_lightning as pl
 
-from cnnlab.errors import CnnlabError
+from cnnlab.checks.errors import CnnlabError
 
 log = logging.getLogger("cnnlab")
 EXIT_CODES = {signal.SIGINT: 130, signal.SIGTERM: 143}

@@ -7,53 +7,24 @@ same storage, and its gradient is seen the same way, so Muon's in-place update i
 the T classifier and frozen or whitened layers follow the `other` optimizer (SGD, Adam, ...), which gets the seed's
 L2 penalty (`model.reg`) as its weight decay. The two are one `torch.optim.Optimizer` to Lightning: schedulers scale
 every group's rate, checkpoints hold both states, lookahead and DDP see the model's own parameters.
+
+Also the optimisation plan every run takes: the optimizer and schedule factories, checked (`read_optimisation`).
 """
 
 from __future__ import annotations
 
-import inspect
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, MutableMapping
+from collections.abc import Callable, Iterable, Mapping, MutableMapping
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch.optim import Optimizer
 
+from cnnlab.checks.fields import OptionError
+from cnnlab.targets import check_arguments, instantiate
+
 MATRIX = "matrix"  # the param-group key that marks C and FC weights for Muon
-
-
-def clipping(base: type[Optimizer]) -> type[Optimizer]:
-    """`base` with one more argument, `clip`: the gradients' total norm is clipped to it before each step (null: not
-    clipped). Without batch norm, a network at PyTorch's initialisation sits on a plateau of tiny gradients and then
-    takes a few huge ones: SGD needs a rate high enough to leave the plateau and clipping to survive the jump. The
-    norm is computed on the device: no host read per step."""
-
-    def __init__(self, params, *args, clip: float | None = None, **kwargs):
-        base.__init__(self, params, *args, **kwargs)
-        self.clip = clip
-
-    @torch.no_grad()
-    def step(self, closure=None):
-        loss = None
-        if closure is not None:  # Lightning computes the gradients in the closure: first them, then the clip
-            with torch.enable_grad():
-                loss = closure()
-        if self.clip:
-            grads = [p for group in self.param_groups for p in group["params"] if p.grad is not None]
-            torch.nn.utils.clip_grad_norm_(grads, self.clip, foreach=True)
-        base.step(self)
-        return loss
-
-    clipped = type(base.__name__, (base,), {"__init__": __init__, "step": step, "__module__": __name__,
-                                            "__qualname__": base.__name__, "__doc__": clipping.__doc__})
-    signature = inspect.signature(base)  # what the config check reads: every argument of `base`, and clip
-    clip = inspect.Parameter("clip", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=float | None)
-    clipped.__signature__ = signature.replace(parameters=[*signature.parameters.values(), clip])
-    return clipped
-
-
-SGD = clipping(torch.optim.SGD)
-RMSprop = clipping(torch.optim.RMSprop)
 
 
 def splits_matrices(fn: Callable) -> Callable:
@@ -149,9 +120,9 @@ class Combined(Optimizer):
     """Several optimizers over disjoint parameters, seen as one: their param groups in order, their states merged;
     `step` and `zero_grad` go to each, `state_dict` holds each one's."""
 
-    def __init__(self, optimizers: list[Optimizer], clip: float | None = None):
+    def __init__(self, optimizers: list[Optimizer]):
         # no Optimizer.__init__: the groups and the state are the inner optimizers' own
-        self.optimizers, self.clip = optimizers, clip
+        self.optimizers = optimizers
         self.defaults = {}
         for hooks in ("_optimizer_step_pre_hooks", "_optimizer_step_post_hooks", "_optimizer_state_dict_pre_hooks",
                       "_optimizer_state_dict_post_hooks", "_optimizer_load_state_dict_pre_hooks",
@@ -167,10 +138,10 @@ class Combined(Optimizer):
         return _States(self.optimizers)
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"optimizers": self.optimizers, "clip": self.clip}
+        return {"optimizers": self.optimizers}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__init__(state["optimizers"], state.get("clip"))
+        self.__init__(state["optimizers"])
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({', '.join(type(o).__name__ for o in self.optimizers)})"
@@ -180,11 +151,6 @@ class Combined(Optimizer):
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
-        if self.clip:  # the sources' gradients, as the model sees them (Muon's views share them)
-            grads = [p for o in self.optimizers for p in getattr(o, "sources", ()) if p.grad is not None]
-            grads += [p for o in self.optimizers if not hasattr(o, "sources") for group in o.param_groups
-                      for p in group["params"] if p.grad is not None]
-            torch.nn.utils.clip_grad_norm_(grads, self.clip, foreach=True)
         for optimizer in self.optimizers:
             optimizer.step()
         return loss
@@ -210,10 +176,9 @@ class Combined(Optimizer):
 @splits_matrices
 def muon(params: list[dict[str, Any]], other: Callable[..., Optimizer], lr: float = 0.02, momentum: float = 0.95,
          nesterov: bool = True, ns_steps: int = 5, decay: float = 0.0, normalize: bool = False,
-         adjust_lr: str | None = None, weight_decay: float = 0.0, clip: float | None = None) -> Optimizer:
+         adjust_lr: str | None = None, weight_decay: float = 0.0) -> Optimizer:
     """Muon (`lr`, `momentum`, `nesterov`, `ns_steps`; its own decoupled weight `decay`, or `normalize`) for the param
-    groups marked `matrix`, `other` (a partial optimizer, with `weight_decay`: the seed's L2 penalty) for the rest;
-    `clip`: the total gradient norm, as `clipping` does."""
+    groups marked `matrix`, `other` (a partial optimizer, with `weight_decay`: the seed's L2 penalty) for the rest."""
     groups = [g if isinstance(g, dict) else {"params": [g]} for g in params]
     matrices, rest = [g for g in groups if g.get(MATRIX)], [g for g in groups if not g.get(MATRIX)]
     parts: list[Optimizer] = []
@@ -225,4 +190,40 @@ def muon(params: list[dict[str, Any]], other: Callable[..., Optimizer], lr: floa
         parts.append(other(params=rest, weight_decay=weight_decay))
     if not parts:
         raise ValueError("optimizer got an empty parameter list")
-    return Combined(parts, clip)
+    return Combined(parts)
+
+
+@dataclass(frozen=True)
+class Optimisation:
+    """The optimizer and scheduler factories, as the LightningModule calls them (with its parameters)."""
+
+    optimizer: Callable[..., Any]
+    scheduler: Callable[..., Any] | None
+    reg: float  # the seed's L2 penalty: the optimizer's coupled weight_decay unless the optim config sets its own
+
+
+def decay_kwargs(factory: Callable, reg: float) -> dict[str, float]:
+    """The seed's L2 penalty as the optimizer's weight_decay, unless the optimizer config sets its own."""
+    if "weight_decay" in getattr(factory, "keywords", {}):
+        if reg:
+            raise OptionError("both model.reg and optim.weight_decay are set; the seed's L2 penalty is model.reg, so "
+                              "set model.reg=0 to use optim.weight_decay instead.")
+        return {}
+    return {"weight_decay": reg}
+
+
+def read_optimisation(optim: Mapping[str, Any], scheduler: Mapping[str, Any] | None, reg: float) -> Optimisation:
+    from cnnlab.schedules import is_per_step
+
+    check_arguments(optim, "optim", ("params", "weight_decay"))
+    factory = instantiate(optim, "optim")
+    decay_kwargs(factory, reg)
+    schedule = None
+    if scheduler:
+        check_arguments(scheduler, "scheduler", ("optimizer", "total_steps"))
+        schedule = instantiate(scheduler, "scheduler")
+        if wants_matrices(factory) and is_per_step(schedule) and "max_lr" in scheduler:
+            raise OptionError("scheduler=onecycle gives every parameter one peak rate (scheduler.max_lr), which would "
+                              "replace Muon's own; with optim=muon use scheduler=warmup_linear or cosine, which scale "
+                              "each rate.")
+    return Optimisation(factory, schedule, reg)

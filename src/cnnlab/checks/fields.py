@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cnnlab.errors import ConfigError
+from cnnlab.checks.errors import ConfigError
 
 REQUIRED = object()
 
@@ -26,6 +26,7 @@ class Checker:
 
     fn: Callable[[Any], Any]
     bad: tuple = ()  # values it refuses: the generated tests give each option one of them
+    group: type | None = None  # the Options class of a group inside a group (`nested`)
 
     def __call__(self, value: Any) -> Any:
         return self.fn(value)
@@ -107,6 +108,7 @@ positive_number = number(0, low_open=True, example=0.111)
 non_negative = number(0)
 fraction = number(0, 1, low_open=True, example=0.1)  # a weight in (0, 1], such as batch norm's momentum
 probability = number(0, 1)
+seed_value = integer(0, 2**32 - 1, example=42)  # what NumPy's and torch's generators take
 
 
 def _percent(value: Any) -> float:

@@ -88,4 +88,4 @@ def _plain(value: Any) -> Any:
 
 def nested(options: type[Options], where: str) -> Checker:
     """A checker for a group inside a group (data.augment, model.mixup): a mapping read as `options`."""
-    return Checker(lambda value: options.read(value, where), ("abc", 3))
+    return Checker(lambda value: options.read(value, where), ("abc", 3), options)

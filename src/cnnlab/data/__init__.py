@@ -6,20 +6,19 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from cnnlab.checks.data import DataOptions
+from cnnlab.data.options import DataOptions
 
 
 def make_source(options: DataOptions | dict, data_dir: str | Path):
     """Where the images come from; for a folder, its structure is scanned (nothing is decoded yet). `options`: checked
     data options, or a plain data config (checked here)."""
-    from cnnlab.data.family import families
+    from cnnlab.data.family import Family, read_data
 
-    if not isinstance(options, DataOptions):
-        from cnnlab.checks.data import read_data
-        from cnnlab.checks.train import plain
+    if not isinstance(options, DataOptions):  # a config node or a plain mapping
+        from omegaconf import DictConfig, OmegaConf
 
-        options = read_data(plain(options))
-    return families()[options.family].source(options, data_dir)
+        options = read_data(OmegaConf.to_container(options) if isinstance(options, DictConfig) else dict(options))
+    return Family.kinds()[options.family].source(options, data_dir)
 
 
 def make_datamodule(options: DataOptions | dict, data_dir: str | Path):

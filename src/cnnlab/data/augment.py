@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from cnnlab.checks.data import AugmentOptions
+from cnnlab.data.options import AugmentOptions
 
 
 def random_crop(x: torch.Tensor, padding: int, mode: str = "zeros") -> torch.Tensor:

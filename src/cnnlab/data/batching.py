@@ -9,9 +9,9 @@ import math
 import torch
 from torch.utils.data import Sampler
 
-from cnnlab.checks.data import AugmentOptions
+from cnnlab.checks.errors import ConfigError
 from cnnlab.data.augment import augment_batch
-from cnnlab.errors import ConfigError
+from cnnlab.data.options import AugmentOptions
 
 
 def fits_on_device(option: bool | str, needed: int, free: int, device: str) -> bool:

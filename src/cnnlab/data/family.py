@@ -9,18 +9,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
-from cnnlab.checks.data import DataOptions
 from cnnlab.checks.fields import boolean
 from cnnlab.checks.options import option
-from cnnlab.registry import load
+from cnnlab.data.options import DataOptions
+from cnnlab.registry import Kind
 
 if TYPE_CHECKING:
     from cnnlab.data.splits import Split
-
-_FAMILIES: dict[str, type[Family]] = {}
-
 
 @dataclass(frozen=True, kw_only=True)
 class DownloadOptions(DataOptions):
@@ -29,24 +26,24 @@ class DownloadOptions(DataOptions):
     download: bool = option(boolean, True, "download through torchvision (rank 0) when files are missing")
 
 
-class Family:
+class Family(Kind):
     """Subclass it with `name`, `input_shape` and `all_class_names` (where they are known before reading), `Options`
     (a DataOptions subclass, when the family takes options of its own), `read`, and `prepare` if it downloads."""
 
-    name: str = ""
+    package, group, key = "cnnlab.data.families", "data", "family"
+    _kinds: ClassVar[dict[str, type]] = {}
     input_shape: tuple[int, int, int] | None = None
     all_class_names: tuple[str, ...] = ()
     Options: type[DataOptions] = DataOptions
     needs_statistics = False  # whether mean and std come from the training images once read
 
     def __init_subclass__(cls, **kwargs):
-        super().__init_subclass__(**kwargs)
         if cls.name:  # its options know its classes and channels, so that they are checked before reading
             known = {"known_classes": tuple(cls.all_class_names),
                      "known_channels": cls.input_shape[0] if cls.input_shape else None}
             cls.Options = type("Options", (cls.Options,), {**known, "__module__": cls.__module__,
                                                             "__qualname__": f"{cls.__qualname__}.Options"})
-            _FAMILIES[cls.name] = cls
+        super().__init_subclass__(**kwargs)
 
     def __init__(self, options: DataOptions, data_dir: str | Path):
         self.options, self.data_dir = options, Path(data_dir)
@@ -71,7 +68,7 @@ class Family:
         return (self.options.mean or (0.5,) * c), (self.options.std or (0.25,) * c)
 
 
-def families() -> dict[str, type[Family]]:
-    """Every family, by name: each module of `cnnlab.data.families` registers its own."""
-    load("cnnlab.data.families")
-    return dict(_FAMILIES)
+
+def read_data(values: dict) -> DataOptions:
+    """A data config as its family's options (the family's module declares them: cnnlab/data/families/)."""
+    return Family.checked(values)

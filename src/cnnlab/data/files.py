@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from cnnlab.errors import DataError
+from cnnlab.checks.errors import DataError
 
 
 def find(folder: Path, name: str) -> Path | None:

@@ -3,13 +3,14 @@ folder), split by the run's protocol, and fed in batches cut by index, with no p
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from cnnlab.checks.data import DataOptions
 from cnnlab.data.batching import BatchIndices, fits_on_device
-from cnnlab.data.family import Family
 from cnnlab.data.info import DataInfo
+from cnnlab.data.options import DataOptions
 from cnnlab.data.splits import Split, Splits, make_splits
 
 
@@ -32,7 +33,7 @@ class MemorySource:
 
     streamed = False
 
-    def __init__(self, family: Family, options: DataOptions):
+    def __init__(self, family: Any, options: DataOptions):  # a cnnlab.data.family.Family
         self.family, self.options = family, options
         self.splits: Splits | None = None
         self._on_device: dict[torch.device, bool] = {}  # whether the splits live on that device

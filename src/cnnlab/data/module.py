@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytorch_lightning as pl
 import torch
 
-from cnnlab.checks.data import DataOptions
 from cnnlab.data.batching import Batching
 from cnnlab.data.info import DataInfo
+from cnnlab.data.options import DataOptions
 
 
 class ImageData(pl.LightningDataModule):

@@ -22,9 +22,9 @@ from typing import Any
 
 import numpy as np
 
+from cnnlab.checks.errors import DataError
 from cnnlab.checks.places import SHARD_SPLITS, SHARDS_META
 from cnnlab.data.image_cache import decode
-from cnnlab.errors import DataError
 
 log = logging.getLogger("cnnlab")
 logging.getLogger("litdata").setLevel(logging.WARNING)  # its INFO lines (cache sizes) say nothing about the run

@@ -10,8 +10,8 @@ from dataclasses import dataclass
 
 import torch
 
-from cnnlab.checks.data import DataOptions
-from cnnlab.errors import ConfigError, DataError
+from cnnlab.checks.errors import ConfigError, DataError
+from cnnlab.data.options import DataOptions
 
 log = logging.getLogger("cnnlab")
 

@@ -15,12 +15,14 @@ from pathlib import Path
 import torch
 from litdata import StreamingDataset
 
-from cnnlab.data.families.stream import FIXED_BY_PREPARE, StreamOptions
+from cnnlab.checks.errors import DataError
 from cnnlab.data.info import DataInfo
+from cnnlab.data.options import DataOptions
 from cnnlab.data.shards import Decoder, read_meta
-from cnnlab.errors import DataError
 
 log = logging.getLogger("cnnlab")
+# what data=stream ignores because the shards fixed it, when an experiment written for the in-memory data set sets it
+FIXED_BY_PREPARE = ("protocol", "val_size", "test_size", "classes", "train_size", "train_eval_size")
 logging.getLogger("litdata").setLevel(logging.WARNING)  # its INFO lines (cache sizes) say nothing about the run
 # evaluation under DDP reads with drop_last off on purpose (every image once); litdata warns about it per loader
 logging.getLogger("litdata.streaming.dataset").addFilter(lambda record: "disabled the `drop_last`" not in
@@ -65,7 +67,7 @@ class StreamSource:
 
     streamed = True
 
-    def __init__(self, options: StreamOptions, data_dir: str | Path | None = None):
+    def __init__(self, options: DataOptions, data_dir: str | Path | None = None):
         self.options, self.root = options, Path(options.root).expanduser()
         self.meta = read_meta(self.root)  # the shards checked, before anything else
         self.name = self.meta["name"]
@@ -81,7 +83,7 @@ class StreamSource:
                                 str(self.root))
         self.world, self.workers = 1, max(options.workers, 1)  # the ranks are known when the loaders are made
 
-    def _expect(self, options: StreamOptions) -> None:
+    def _expect(self, options: DataOptions) -> None:
         """The config's own statement of the classes and image size, when it makes one, must be the shards'."""
         where = self.root / "cnnlab.json"
         if options.class_names is not None and list(options.class_names) != self.class_names:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from cnnlab.errors import ArchError
+from cnnlab.checks.errors import ArchError
 from cnnlab.layers.init import WhiteningConv2d, whiten_from_data
 from cnnlab.layers.scale import resize
 from cnnlab.layers.spec import ACTIVATIONS, LayerSpec, describe, layer_types, parse_layers

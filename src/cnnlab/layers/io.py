@@ -9,7 +9,7 @@ from typing import Any
 
 import yaml
 
-from cnnlab.errors import ArchError
+from cnnlab.checks.errors import ArchError
 
 FORMATS = ("YAML (.yaml, .yml)", "JSON", "the seed's Python list [{'type': 'C', ...}, ...] or ARCH = [...]")
 

@@ -9,7 +9,7 @@ checkpoints.
 
 from __future__ import annotations
 
-from cnnlab.errors import ArchError
+from cnnlab.checks.errors import ArchError
 from cnnlab.layers.spec import MAX_LAYERS, LayerSpec, layer_types
 
 CHANNEL_MULTIPLE = 8

@@ -11,8 +11,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from cnnlab.checks.errors import ArchError
 from cnnlab.checks.fields import Checker, Field, boolean, choice, is_int, percent, suggest
-from cnnlab.errors import ArchError
 from cnnlab.registry import load
 
 MAX_NESTING = 50  # blocks inside blocks: deeper is a generated or hostile file, not a network (Python would recurse)
@@ -218,6 +218,11 @@ def parse_layers(layers: Any) -> list[LayerSpec]:
 
 def describe(spec: LayerSpec) -> str:
     return layer_types()[spec.type].describe(spec)
+
+
+def compact(layers: list[dict[str, Any]]) -> str:
+    """A layer list on one line: `C 32 k3x3 s1x1 relu | P max k2x2 s2x2 | FC 128 relu | T`."""
+    return " | ".join(f"{s.type} {describe(s)}".strip() for s in parse_layers(layers))
 
 
 def muon_layers(specs: list[LayerSpec]) -> bool:

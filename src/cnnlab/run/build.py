@@ -11,17 +11,17 @@ from typing import Any
 import pytorch_lightning as pl
 
 from cnnlab.callbacks import ReportSinks, StopOnNonFiniteLoss
-from cnnlab.checks.optim import instantiate
-from cnnlab.checks.train import TrainPlan
-from cnnlab.checks.trainer import TrainerOptions
+from cnnlab.checks.errors import ConfigError
 from cnnlab.dashboards import Dashboards
 from cnnlab.data import make_datamodule
-from cnnlab.errors import ConfigError
 from cnnlab.interrupt import StopOnSignal, continue_command
 from cnnlab.loggers import adapters_of
-from cnnlab.model import LayerListClassifier
+from cnnlab.model.module import LayerListClassifier
 from cnnlab.progress import EpochsFromOne, LineProgress
 from cnnlab.run import lightning
+from cnnlab.run.plans import TrainPlan
+from cnnlab.run.trainer import TrainerOptions
+from cnnlab.targets import instantiate
 from cnnlab.timing import Timing
 
 
@@ -78,10 +78,10 @@ def check_size(specs, info, batch_size: int) -> None:
     from cnnlab.machine import memory_bytes
 
     params, needed = memory_needed(list(specs), info.input_shape, info.num_classes, batch_size)
-    if needed > memory_bytes():
+    if needed > (memory := memory_bytes()):
         raise ConfigError(f"the network needs about {needed / 2**30:,.0f} GiB to train ({params:,} parameters on "
                           f"{'x'.join(map(str, info.input_shape))} inputs, batch {batch_size}); this machine has "
-                          f"{memory_bytes() / 2**30:,.0f} GiB: lower arch.width or the layers' num_output, or "
+                          f"{memory / 2**30:,.0f} GiB: lower arch.width or the layers' num_output, or "
                           "data.batch_size.")
 
 

@@ -9,13 +9,12 @@ from pathlib import Path
 
 import pytorch_lightning as pl
 
-from cnnlab.checks.eval import EvalPlan
-from cnnlab.checks.train import TrainPlan
 from cnnlab.interrupt import Interrupted
 from cnnlab.nodes import wait_for_master
 from cnnlab.report.console import summary
 from cnnlab.run import lightning
 from cnnlab.run.build import build, config_text, make_trainer
+from cnnlab.run.plans import EvalPlan, TrainPlan
 from cnnlab.timing import Timing, process_age
 
 log = logging.getLogger("cnnlab")
@@ -91,10 +90,8 @@ def train(plan: TrainPlan) -> dict[str, float]:
         trainer.fit(run.model, datamodule=run.datamodule, ckpt_path=run.ckpt_path, weights_only=True)
     except Interrupted as stop:  # Ctrl-C or SIGTERM: the checkpoint is written; say how to go on, last
         _close(trainer)
-        from cnnlab.cli import record_stop
-
         record_stop(str(stop), status="stopped")
-        print(f"\n{stop}", file=sys.stderr, flush=True)
+        print(f"\nerror: {stop}", file=sys.stderr, flush=True)
         raise SystemExit(stop.exit_code) from None
     metrics = scalars(trainer)
     if plan.run.test:
@@ -108,7 +105,7 @@ def evaluate(plan: EvalPlan) -> dict[str, float]:
     """`eval.py`: the checkpoint on its data set's test split (or `data=...`), with the same report files; the curves
     are the training run's, which the checkpoint holds."""
     from cnnlab.data import make_datamodule
-    from cnnlab.model import LayerListClassifier
+    from cnnlab.model.module import LayerListClassifier
 
     lightning.quiet_lightning()
     datamodule = make_datamodule(plan.data, plan.data_dir)
@@ -121,3 +118,26 @@ def evaluate(plan: EvalPlan) -> dict[str, float]:
     write_results(plan.out, metrics, trainer)
     finish(trainer)
     return metrics
+
+
+def log_to_file(text: str) -> None:
+    """Into the run's train.log only (Hydra's file handler): the console has had its own line."""
+    import logging
+
+    record = logging.LogRecord("cnnlab", logging.ERROR, __file__, 0, text, None, None)
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.FileHandler):
+            handler.handle(record)
+
+
+def record_stop(message: str, status: str = "failed") -> None:
+    """A run that ends without its results says why: in its train.log, and in a results.json that says `status`
+    (never over one a finished run wrote)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    log_to_file(message)
+    if not HydraConfig.initialized():
+        return
+    out = Path(HydraConfig.get().runtime.output_dir)
+    if out.is_dir() and not (out / "results.json").exists():
+        (out / "results.json").write_text(json.dumps({"status": status, "error": message}, indent=2) + "\n")

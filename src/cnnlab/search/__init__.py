@@ -1,7 +1,3 @@
-"""Learning the layer list (the seed's planned next step): a space (`template.py`, `sequential.py`), the agents that
-sample it (Optuna's TPE and random samplers, and MetaQNN's Q-learning agent in `qlearning.py`), the study that
-trains every sample (`study.py`), and what it leaves behind (`outputs.py`)."""
-
-from cnnlab.search.study import run_search
-
-__all__ = ["run_search"]
+"""Learning the layer list (the seed's planned next step) or a recipe's knobs: the plan (`plan`), the kinds of space,
+agent and pruner (`spaces/`, `agents/`, `pruners/`: registries), the study that trains every trial (`study`, its worker
+processes in `workers`), and what it leaves behind (`outputs`, `handover`)."""

@@ -50,11 +50,11 @@ def following(raw: Any, resolved: Any, config: dict[str, Any]) -> Any:
 
 def experiment(config: dict[str, Any], choices: dict[str, str]) -> dict[str, Any]:
     """The experiment that composes to `config` (a trial's resolved train config) on top of train.py's defaults."""
-    from cnnlab.search.recipe import compose_isolated
+    from cnnlab.compose import compose, plain
 
     groups = {g: c for g, c in choices.items() if g in TRAIN_GROUPS and g != "arch" and c is not None}
     defaults = [f"{g}={c}" for g, c in groups.items()]
-    reference = following(compose_isolated(defaults, raw=True), compose_isolated(defaults), config)
+    reference = following(compose("train", *defaults, raw=True), plain(compose("train", *defaults)), config)
     body: dict[str, Any] = {"defaults": [{f"override /{g}": c} for g, c in groups.items()]}
     for section in SECTIONS:
         value = config.get(section)

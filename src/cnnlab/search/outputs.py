@@ -12,18 +12,13 @@ import optuna
 import yaml
 
 from cnnlab.layers import build_network
-from cnnlab.layers.spec import describe, parse_layers
-from cnnlab.search.evolution import parent_of
+from cnnlab.layers.spec import compact
+from cnnlab.search.agents.evolution import parent_of
 
 log = logging.getLogger("cnnlab.search")
 
 
-def compact(layers: list[dict[str, Any]]) -> str:
-    """A layer list on one line: `C 32 k3x3 s1x1 relu | P max k2x2 s2x2 | FC 128 relu | T`."""
-    return " | ".join(f"{s.type} {describe(s)}".strip() for s in parse_layers(layers))
-
-
-def _rows(study: optuna.Study, sequential: bool) -> list[dict[str, Any]]:
+def _rows(study: optuna.Study, walks_layers: bool) -> list[dict[str, Any]]:
     rows = []
     for t in study.trials:
         duration = (t.datetime_complete - t.datetime_start).total_seconds() \
@@ -35,7 +30,7 @@ def _rows(study: optuna.Study, sequential: bool) -> list[dict[str, Any]]:
                "worker": t.user_attrs.get("worker", ""),
                "layers": compact(t.user_attrs["layers"]) if "layers" in t.user_attrs else "",
                "reason": (t.user_attrs.get("fail_reason") or t.system_attrs.get("fail_reason", ""))[:200]}
-        if not sequential:  # a sequential space's parameters are its states: the layers column says it all
+        if not walks_layers:  # a layer walk's parameters are its states: the layers column says it all
             row.update({f"p_{k}": v for k, v in t.params.items()})
         rows.append(row)
     return rows
@@ -44,7 +39,7 @@ def _rows(study: optuna.Study, sequential: bool) -> list[dict[str, Any]]:
 def write_outputs(study: optuna.Study, out_dir: Path, objectives: list[str], datamodule, space,
                   stages: list[tuple[float, int]] | None = None, plan=None) -> None:
     """trials.csv, best_arch.yaml, the hand-over experiment, top_layer_lists.txt, plots, and the console summary."""
-    rows = _rows(study, space.kind == "sequential")
+    rows = _rows(study, space.walks_layers)
     fields = list(dict.fromkeys(k for row in rows for k in row))
     with open(out_dir / "trials.csv", "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=fields, restval="")
@@ -78,7 +73,7 @@ def write_outputs(study: optuna.Study, out_dir: Path, objectives: list[str], dat
     print(build_network(best.user_attrs["layers"], datamodule.input_shape, datamodule.num_classes).table())
     if plan is not None:
         _hand_over(best, out_dir, about, plan)
-    _plots(study, out_dir, objectives, importances=space.kind in ("template", "recipe"))
+    _plots(study, out_dir, objectives, importances=not space.walks_layers)
     if stages:
         plot_epsilon_stages(study, stages, out_dir / "epsilon_rewards.png")
     print(f"files: {out_dir}/trials.csv, best_arch.yaml, experiment/best_experiment.yaml, top_layer_lists.txt, *.png")

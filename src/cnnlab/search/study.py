@@ -1,13 +1,11 @@
 """A search: an Optuna study whose trials sample a layer list (a template, or layer by layer) or an experiment's
 knobs (a recipe), train each with the same plan-and-build path as `train.py`, and report its validation error.
-Which sampler draws is the agent: `tpe` (default), `random`, `qlearning` (MetaQNN's agent, `qlearning.py`) or
-`evolution` (regularized evolution, `evolution.py`); which trials stop early, the pruner (median, Hyperband, none:
-the fidelity is epochs). Trials run in this process or in `n_workers` processes (`workers.py`)."""
+The space, the agent (which sampler draws) and the pruner (which trials stop early) are kinds of their registries
+(`spaces/`, `agents/`, `pruners/`). Trials run in this process or in `n_workers` processes (`workers.py`)."""
 
 from __future__ import annotations
 
 import dataclasses
-import functools
 import logging
 import math
 import random
@@ -19,19 +17,17 @@ import pytorch_lightning as pl
 from sqlalchemy.exc import SQLAlchemyError
 
 from cnnlab.callbacks import NonFiniteLoss
-from cnnlab.checks.arch import Arch
+from cnnlab.checks.errors import ArchError, ConfigError
 from cnnlab.checks.fields import OptionError
-from cnnlab.checks.search import SearchPlan
-from cnnlab.checks.train import TrainPlan, check_matrices
 from cnnlab.data import make_source
-from cnnlab.errors import ArchError, ConfigError
-from cnnlab.layers import build_network, parse_layers, resize
-from cnnlab.run import build
-from cnnlab.search.outputs import compact, write_outputs
-from cnnlab.search.qlearning import QLearningSampler, check_schedule, schedule_warning
-from cnnlab.search.recipe import RecipeSpace
-from cnnlab.search.sequential import SequentialSpace
-from cnnlab.search.template import TemplateSpace
+from cnnlab.layers import build_network
+from cnnlab.run.build import build
+from cnnlab.run.plans import TrainPlan, check_matrices
+from cnnlab.search.agents import Agent
+from cnnlab.search.outputs import write_outputs
+from cnnlab.search.plan import SearchPlan
+from cnnlab.search.pruners import Pruner
+from cnnlab.search.spaces import Space
 
 log = logging.getLogger("cnnlab.search")
 EXPECTED = (ArchError, NonFiniteLoss, OptionError)  # a trial that fails with a reason; the study goes on
@@ -61,59 +57,25 @@ class _Pruning(pl.Callback):
                 self.pruned, trainer.should_stop = True, True
 
 
-def make_space(space, datamodule):
-    """The plan's checked space options as a space to sample (a sequential one checked against the input shape)."""
-    if space.kind == "sequential":
-        return SequentialSpace(space, datamodule.input_shape, datamodule.num_classes)
-    return RecipeSpace(space) if space.kind == "recipe" else TemplateSpace(space)
-
-
-def make_sampler(agent, space, options, objectives: int):
-    """The agent's sampler, and the epsilon stages of MetaQNN's (None for the others)."""
-    from cnnlab.search.evolution import EvolutionSampler
-
-    seed = options.sampler_seed
-    if agent.name == "evolution":
-        if objectives > 1:  # regularized evolution ranks by one value; NSGA-II is evolution for a Pareto front
-            return optuna.samplers.NSGAIISampler(population_size=agent.population, seed=seed), None
-        return EvolutionSampler(agent.population, agent.tournament, seed), None
-    if agent.name == "qlearning":
-        stages = check_schedule(agent.epsilon, options.n_trials)
-        warning = schedule_warning(options.n_trials) if agent.epsilon is None else None
-        if warning:
-            log.warning(warning)
-        return QLearningSampler(stages, seed=seed, learning_rate=agent.learning_rate, discount=agent.discount,
-                                initial_q=agent.initial_q, replay=agent.replay), stages
-    sampler = optuna.samplers.TPESampler if agent.name == "tpe" else optuna.samplers.RandomSampler
-    return sampler(seed=seed), None
-
-
-def make_pruner(pruner, epochs: int, objectives: int) -> optuna.pruners.BasePruner:
-    """Optuna prunes single-objective studies only; the fidelity is epochs trained."""
-    if pruner.name == "none" or objectives > 1:
-        return optuna.pruners.NopPruner()
-    if pruner.name == "hyperband":
-        return optuna.pruners.HyperbandPruner(min_resource=pruner.min_epochs, max_resource=epochs,
-                                              reduction_factor=pruner.reduction_factor)
-    return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=pruner.from_epoch)
-
-
 class Search:
     def __init__(self, plan: SearchPlan):
         self.plan, self.options, self.out_dir = plan, plan.options, plan.out
         self.objectives = list(plan.options.objectives)
         self.sources: dict[Any, Any] = {}  # data read once for all trials (per split-deciding data options)
         self.datamodule = self.datamodule_for(plan.base)
-        self.space = make_space(plan.space, self.datamodule)
+        self.space = Space.kinds()[plan.space.kind](plan.space, self.datamodule.input_shape,
+                                                    self.datamodule.num_classes)
         self.agent = plan.agent
-        self.sampler, self.stages = make_sampler(plan.agent, self.space, self.options, len(self.objectives))
-        self.pruner = make_pruner(plan.pruner, self.space.epochs, len(self.objectives))
+        n, seed = len(self.objectives), self.options.sampler_seed
+        self.sampler = Agent.kinds()[plan.agent.name].sampler(plan.agent, seed, self.options.n_trials, n)
+        # Optuna prunes single-objective studies only
+        self.pruner = Pruner.kinds()[plan.pruner.name if n == 1 else "none"].make(plan.pruner, self.space.epochs)
 
     def datamodule_for(self, plan: TrainPlan):
         """The trial's data module over images read once: trials differ in batch size and augmentation, not in
         the splits."""
-        from cnnlab.checks.data import AugmentOptions
         from cnnlab.data.module import ImageData
+        from cnnlab.data.options import AugmentOptions
 
         key = (dataclasses.replace(plan.data, batch_size=1, eval_batch_size=1, augment=AugmentOptions()),
                str(plan.data_dir))
@@ -160,7 +122,7 @@ class Search:
         """One study, one agent, pruner and space: continuing it with another would mix incomparable trials."""
         import json
 
-        signature = {"agent": self.agent.name, "space": self.space.kind, "pruner": self.plan.pruner.name,
+        signature = {"agent": self.agent.name, "space": self.plan.space.kind, "pruner": self.plan.pruner.name,
                      "space_options": json.dumps(self.plan.space.to_dict(), sort_keys=True)}
         before = {k: study.user_attrs.get(k) for k in signature}
         if before["agent"] is None:
@@ -206,28 +168,17 @@ class Search:
     def _trial(self, trial: optuna.Trial) -> float | tuple[float, ...]:
         number = trial.number
         seed, out = self.plan.base.run.seed + number, self.out_dir / "trials" / str(number)
-        if self.space.kind == "recipe":
-            values, choices = self.space.sample(trial), {}
-            plan = self.space.plan(values, seed, out, self.plan.base.data_dir, choices)
-            trial.set_user_attr("choices", choices)
-            specs = plan.arch.specs
-        else:
-            layers, hyper = self.space.sample(trial)
-            trial.set_user_attr("layers", layers)
-            trial.set_user_attr("hyper", hyper)
-            specs = resize(parse_layers(layers))
-            plan = self.trial_plan(number, specs, hyper)
-        check_matrices(plan.optimisation.optimizer, specs)
-        datamodule = self.datamodule_for(plan)
-        net = build_network(list(specs), datamodule.input_shape, datamodule.num_classes)  # refused: failed
-        trial.set_user_attr("layers", [s.to_dict() for s in specs] if self.space.kind == "recipe" else layers)
+        drawn = self.space.draw(trial, self.plan.base, seed, out)
+        trial.set_user_attr("layers", drawn.layers)
+        check_matrices(drawn.plan.optimisation.optimizer, drawn.specs)
+        datamodule = self.datamodule_for(drawn.plan)
+        net = build_network(list(drawn.specs), datamodule.input_shape, datamodule.num_classes)  # refused: failed
         trial.set_user_attr("params", net.num_params)
         trial.set_user_attr("flops", net.flops)
         pruning = _Pruning(trial, report=len(self.objectives) == 1)
-        what = self.space.describe(values) if self.space.kind == "recipe" else compact(layers)
-        log.info("trial %d: training %s, %s parameters, for %d epochs", number, what, f"{net.num_params:,}",
-                 plan.trainer.max_epochs)
-        run = build(plan, datamodule, [pruning])
+        log.info("trial %d: training %s, %s parameters, for %d epochs", number, drawn.what, f"{net.num_params:,}",
+                 drawn.plan.trainer.max_epochs)
+        run = build(drawn.plan, datamodule, [pruning])
         run.trainer.fit(run.model, datamodule=run.datamodule)
         trial.set_user_attr("epochs", pruning.epochs)
         if pruning.pruned:
@@ -235,28 +186,6 @@ class Search:
         extra = {"params": net.num_params, "flops": net.flops}
         values = (pruning.best, *(float(extra[o]) for o in self.objectives[1:]))
         return values if len(values) > 1 else values[0]
-
-    def trial_plan(self, number: int, specs, hyper: dict[str, Any]) -> TrainPlan:
-        """A trial of a layer-list space as a training run of `train.py`'s kind: the study's plan (data, model.*,
-        optim, trainer) with the sampled layer list, learning rate, L2 penalty and batch size; no checkpoints,
-        loggers or test split. Its config and layer table are kept in `trials/<number>/`."""
-        base = self.plan.base
-        factory = base.optimisation.optimizer
-        optimizer = functools.partial(factory.func, *factory.args, **{**factory.keywords, "lr": hyper["lr"]})
-        arch = Arch(None, tuple(specs))
-        sections = base.config
-        config = {**sections, "arch": {"name": f"trial_{number}", "layers": arch.raw}, "seed": base.run.seed + number,
-                  "data": {**sections.get("data", {}), "batch_size": hyper["batch_size"]},
-                  "optim": {**sections.get("optim", {}), "lr": hyper["lr"]},
-                  "model": {**sections.get("model", {}), "reg": hyper["reg"]},
-                  "trainer": {**sections.get("trainer", {}), "max_epochs": self.space.epochs}}
-        return base.replace(
-            run=dataclasses.replace(base.run, seed=base.run.seed + number), arch=arch,
-            optimisation=dataclasses.replace(base.optimisation, optimizer=optimizer, reg=hyper["reg"]),
-            model=dataclasses.replace(base.model, reg=hyper["reg"]),
-            data=dataclasses.replace(base.data, batch_size=hyper["batch_size"]),
-            trainer=dataclasses.replace(base.trainer, max_epochs=self.space.epochs),
-            out=self.out_dir / "trials" / str(number), config=config)
 
     def run(self) -> optuna.Study:
         from cnnlab.search import workers
@@ -275,10 +204,11 @@ class Search:
         elif self.options.n_workers == 1:
             workers.work(self, study, deadline)
         else:
-            workers.spawn(self.plan, self.options.n_workers, deadline)
+            workers.spawn(worker_main, self.plan, self.options.n_workers, deadline)
             if workers.fail_stale(study):  # the last worker standing died: nobody left to take its trial
                 log.warning("run the same command again to finish the study's %d trials", self.options.n_trials)
-        write_outputs(study, self.out_dir, self.objectives, self.datamodule, self.space, self.stages, self.plan)
+        write_outputs(study, self.out_dir, self.objectives, self.datamodule, self.space,
+                      getattr(self.sampler, "stages", None), self.plan)
         return study
 
 
@@ -293,6 +223,24 @@ def quiet() -> None:
 
 def run_search(plan: SearchPlan) -> optuna.Study:
     return Search(plan).run()
+
+
+def worker_main(plan: SearchPlan, index: int, n_workers: int, deadline: float | None = None) -> None:
+    """One worker process of `n_workers`: its own sampler seed (the same seed would repeat a neighbour's draws), its
+    share of the cores, and trials until the study has its n_trials."""
+    import torch
+
+    from cnnlab.search import workers
+
+    if plan.options.sampler_seed is not None:
+        plan = dataclasses.replace(plan, options=dataclasses.replace(
+            plan.options, sampler_seed=plan.options.sampler_seed + index))
+    torch.set_num_threads(workers.cores(n_workers))
+    logging.basicConfig(level=logging.INFO, format=f"[%(asctime)s][%(name)s][%(levelname)s] - worker {index}: "
+                                                   "%(message)s")
+    quiet()
+    search = Search(plan)
+    workers.work(search, search.study(), deadline)
 
 
 def _race(err: Exception) -> bool:

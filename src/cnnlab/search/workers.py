@@ -105,13 +105,14 @@ def work(search, study: optuna.Study, deadline: float | None = None) -> None:
         search.tell(study, trial)
 
 
-def spawn(plan, n_workers: int, deadline: float | None = None) -> None:
-    """`n_workers` processes, each working on the study until it has its trials; a worker that dies leaves its trial
-    to be failed and queued again by the others (or by the next run of the command)."""
+def spawn(main, plan, n_workers: int, deadline: float | None = None) -> None:
+    """`n_workers` processes, each running `main(plan, index, n_workers, deadline)` on the study until it has its
+    trials; a worker that dies leaves its trial to be failed and queued again by the others (or by the next run of
+    the command)."""
     import multiprocessing
 
     context = multiprocessing.get_context("spawn")  # a fresh interpreter: no threads or locks inherited
-    workers = [context.Process(target=worker_main, args=(plan, k, n_workers, deadline), name=f"worker {k}")
+    workers = [context.Process(target=main, args=(plan, k, n_workers, deadline), name=f"worker {k}")
                for k in range(n_workers)]
     for worker in workers:
         worker.start()
@@ -131,21 +132,3 @@ def spawn(plan, n_workers: int, deadline: float | None = None) -> None:
 
 def cores(n_workers: int) -> int:
     return max(1, (os.cpu_count() or 1) // n_workers)
-
-
-def worker_main(plan, index: int, n_workers: int, deadline: float | None = None) -> None:
-    import dataclasses
-
-    import torch
-
-    from cnnlab.search.study import Search, quiet
-
-    if plan.options.sampler_seed is not None:  # each worker its own draws (the same seed would repeat a neighbour's)
-        plan = dataclasses.replace(plan, options=dataclasses.replace(
-            plan.options, sampler_seed=plan.options.sampler_seed + index))
-    torch.set_num_threads(cores(n_workers))
-    logging.basicConfig(level=logging.INFO, format=f"[%(asctime)s][%(name)s][%(levelname)s] - worker {index}: "
-                                                   "%(message)s")
-    quiet()
-    search = Search(plan)
-    work(search, search.study(), deadline)

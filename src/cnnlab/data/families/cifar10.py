@@ -6,9 +6,9 @@ from pathlib import Path
 
 import numpy as np
 
+from cnnlab.checks.errors import DataError
 from cnnlab.data.family import DownloadOptions, Family
 from cnnlab.data.files import check_labels, missing, read_pickle
-from cnnlab.errors import DataError
 
 
 class CIFAR10(Family):

@@ -19,9 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
+from cnnlab.checks.errors import DataError
 from cnnlab.data.family import Family
 from cnnlab.data.files import check_labels, missing
-from cnnlab.errors import DataError
 
 log = logging.getLogger(__name__)
 

@@ -18,12 +18,12 @@ from typing import Any
 
 import numpy as np
 
-from cnnlab.checks.data import DataOptions, folder_path, image_size
+from cnnlab.checks.errors import ConfigError, DataError
 from cnnlab.checks.fields import OptionError, boolean, choice, number, optional, positive_int, positive_number
 from cnnlab.checks.options import option
 from cnnlab.data import image_cache
 from cnnlab.data.family import Family
-from cnnlab.errors import ConfigError, DataError
+from cnnlab.data.options import DataOptions, folder_path, image_size
 from cnnlab.machine import memory_bytes
 
 log = logging.getLogger("cnnlab")

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from cnnlab.checks.errors import DataError
 from cnnlab.data.family import DownloadOptions, Family
 from cnnlab.data.files import check_labels, find, missing, read_idx
-from cnnlab.errors import DataError
 
 FILES = {
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),

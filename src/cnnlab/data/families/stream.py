@@ -6,13 +6,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from cnnlab.checks.data import DataOptions, folder_path, image_size
 from cnnlab.checks.fields import OptionError, non_negative_int, optional, sequence, text
 from cnnlab.checks.options import option
 from cnnlab.data.family import Family
-
-# what data=stream ignores because the shards fixed it, when an experiment written for the in-memory data set sets it
-FIXED_BY_PREPARE = ("protocol", "val_size", "test_size", "classes", "train_size", "train_eval_size")
+from cnnlab.data.options import DataOptions, folder_path, image_size
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -38,10 +38,11 @@ class AugmentOptions(Options):
 def _labels(value: Any) -> tuple[int, ...] | None:
     if value is None:
         return None
-    if isinstance(value, list | tuple) and value and all(is_int(v) and v >= 0 for v in value) and \
+    if isinstance(value, list | tuple) and len(value) >= 2 and all(is_int(v) and v >= 0 for v in value) and \
             len(set(value)) == len(value):
         return tuple(value)
-    raise ValueError("distinct labels 0..k-1 of the data set, e.g. [0, 3], or null for all classes")
+    raise ValueError("at least two distinct labels 0..k-1 of the data set (a classifier needs two classes), e.g. "
+                     "[0, 3], or null for all classes")
 
 
 def _size(value: Any) -> tuple[int, int] | None:
@@ -83,7 +84,7 @@ class DataOptions(Options):
                            "official: the data set's own splits; seed: the seed README's (pooled, 1% test)")
     val_size: int = option(positive_int, 1000, "validation images held out of train (when there is no val split)")
     test_size: int = option(non_negative_int, 0, "test images held out of train (when there is no test split)")
-    classes: tuple[int, ...] | None = option(Checker(_labels, ([], [1, 1], [-1], "0,3")), None,
+    classes: tuple[int, ...] | None = option(Checker(_labels, ([], [1, 1], [-1], [9], "0,3")), None,
                                              "a subset of labels, relabelled 0..k-1 in the order given")
     mean: tuple[float, ...] | None = option(per_channel, None, "per-channel mean on the 0..1 scale")
     std: tuple[float, ...] | None = option(per_channel, None, "per-channel standard deviation on the 0..1 scale")
@@ -117,14 +118,3 @@ class DataOptions(Options):
             values = getattr(self, key)
             if values is not None and len(values) != channels:
                 raise OptionError(f"data.{key} has {len(values)} values; expected one per channel ({channels}).")
-
-
-def read_data(values: dict[str, Any]) -> DataOptions:
-    """A data config as its family's options (the family's module declares them: cnnlab/data/families/)."""
-    from cnnlab.data.family import families
-
-    found = families()
-    family = values.get("family")
-    if family not in found:
-        raise OptionError(f"data.family = {family!r}; expected one of {', '.join(found)}.")
-    return found[family].Options.read(values)

@@ -12,13 +12,39 @@ never trained. Studies with several objectives use Optuna's NSGA-II instead.
 from __future__ import annotations
 
 import random
+from dataclasses import dataclass
 from typing import Any
 
 import optuna
 from optuna.distributions import BaseDistribution, CategoricalDistribution
 from optuna.trial import FrozenTrial, TrialState
 
+from cnnlab.checks.fields import OptionError, integer, positive_int
+from cnnlab.checks.options import option
+from cnnlab.search.agents import Agent, AgentOptions
+
 PLAN = "evolution"  # the trial's system attribute: its parent and the parameter it mutates
+
+
+@dataclass(frozen=True, kw_only=True)
+class EvolutionOptions(AgentOptions):
+    population: int = option(integer(2, example=10), 10, "the most recent finished trials that may be parents")
+    tournament: int = option(positive_int, 3, "members drawn from the population; the best one is the parent")
+
+    def validate(self) -> None:
+        if self.tournament > self.population:
+            raise OptionError(f"agent.tournament = {self.tournament} is more than agent.population = "
+                              f"{self.population}; a tournament draws from the population.")
+
+
+class Evolution(Agent):
+    name, Options = "evolution", EvolutionOptions
+
+    @classmethod
+    def sampler(cls, options: EvolutionOptions, seed, n_trials, objectives):
+        if objectives > 1:  # regularized evolution ranks by one value; NSGA-II is evolution for a Pareto front
+            return optuna.samplers.NSGAIISampler(population_size=options.population, seed=seed)
+        return EvolutionSampler(options.population, options.tournament, seed)
 
 
 class EvolutionSampler(optuna.samplers.BaseSampler):

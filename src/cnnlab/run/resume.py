@@ -6,8 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from cnnlab.checks.arch import Arch, same_layers
 from cnnlab.checks.fields import OptionError
+from cnnlab.layers.arch import Arch, same_layers
 
 
 def check_resume(ckpt_path: Path, arch: Arch, data_config: dict[str, Any], optimizer, max_epochs: int) -> int:

@@ -22,6 +22,7 @@ from cnnlab.checks.fields import (
     integer,
     is_int,
     is_number,
+    non_negative,
     optional,
     positive_int,
     suggest,
@@ -75,6 +76,17 @@ def _text(value: Any, what: str) -> str:
     raise ValueError(what)
 
 
+def _devices(value: Any) -> Any:
+    """Lightning's devices: "auto", a count (-1: all), a list of device indices, or their comma-separated text."""
+    if value == "auto" or (is_int(value) and (value >= 1 or value == -1)):
+        return value
+    indices = value.split(",") if isinstance(value, str) else value
+    if isinstance(indices, list | tuple) and indices and all(str(i).strip().isdigit() for i in indices) and \
+            len(set(map(str, indices))) == len(indices) and not isinstance(value, bool):
+        return value
+    raise ValueError("auto, a number of devices (>= 1, or -1 for all), or a list of distinct device indices, e.g. "
+                     "[0, 1]")
+
 
 def _interval(value: Any) -> int | float | None:
     if value is None or (is_int(value) and value >= 1):
@@ -105,6 +117,14 @@ class TrainerOptions(Options):
                                      "validate every N training batches or fraction of an epoch (null: per epoch)")
     log_every_n_steps: int = option(positive_int, 50, "steps between logged values (and NaN checks)")
     enable_progress_bar: bool | None = option(optional(boolean), None, "null: a bar in a terminal, lines elsewhere")
+    devices: Any = option(Checker(_devices, (0, -2, [], "x", True)), 1, "devices per node: a count, -1 or indices")
+    deterministic: bool | str = option(choice(False, True, "warn"), False,
+                                       "deterministic algorithms (slower; README.md 'Reproducibility')")
+    accumulate_grad_batches: int = option(positive_int, 1, "batches whose gradients add up to one optimizer step")
+    gradient_clip_val: float | None = option(optional(non_negative), None,
+                                             "clip the gradients to this total norm (or value); null or 0: not clipped")
+    gradient_clip_algorithm: str | None = option(optional(choice("norm", "value")), None, "null: norm")
+    num_sanity_val_steps: int = option(integer(-1), 1, "validation batches before training (-1: all)")
     other: Mapping[str, Any] = option(Checker(dict, ()), {}, "further Lightning arguments, as given")
 
     @classmethod

@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from cnnlab.checks.errors import ArchError
 from cnnlab.checks.fields import Checker, OptionError, number
 from cnnlab.checks.options import Options, option
-from cnnlab.errors import ArchError
 from cnnlab.layers.io import load_layers
 from cnnlab.layers.scale import has_repeat, resize
 from cnnlab.layers.spec import LayerSpec, parse_layers

@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from cnnlab.checks.model import Mixing
+from cnnlab.model.options import Mixing
 
 
 class Mixer:

@@ -1,12 +1,11 @@
-"""`optim=` and `scheduler=`: `_partial_` factories (conf/optim/, conf/scheduler/) the LightningModule calls with its
-parameters. Checked without making one: every argument's name against the target's signature, every value against
-what the argument means (one table for all optimizers and schedules, below)."""
+"""`_target_` configs (an optimizer, a schedule, a callback), checked without making them: every argument's name
+against the target's signature, every value against what the argument means (one table for every optimizer and
+schedule, below; a target of cnnlab's may declare its own `Options`, as the averaging callbacks do)."""
 
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping
 from typing import Any
 
 from cnnlab.checks.fields import (
@@ -25,6 +24,7 @@ from cnnlab.checks.fields import (
     probability,
     suggest,
 )
+from cnnlab.checks.options import Options
 
 
 def _betas(value: Any) -> tuple[float, float]:
@@ -42,7 +42,7 @@ ARGUMENTS: dict[str, Checker] = {
     "centered": boolean, "amsgrad": boolean, "maximize": boolean, "capturable": boolean, "differentiable": boolean,
     "foreach": optional(boolean), "fused": optional(boolean), "rho": probability, "lr_decay": non_negative,
     "initial_accumulator_value": non_negative,
-    "ns_steps": positive_int, "decay": non_negative, "normalize": boolean, "clip": optional(positive_number),
+    "ns_steps": positive_int, "decay": non_negative, "normalize": boolean,
     "adjust_lr": optional(choice("original", "match_rms_adamw")),
     "T_max": positive_int, "eta_min": non_negative, "step_size": positive_int, "gamma": positive_number,
     "warmup": probability, "final": non_negative, "start": non_negative, "max_lr": positive_number,
@@ -51,20 +51,11 @@ ARGUMENTS: dict[str, Checker] = {
 META = ("_target_", "_partial_", "_args_", "_recursive_", "_convert_")
 
 
-@dataclass(frozen=True)
-class Optimisation:
-    """The optimizer and scheduler factories, as the LightningModule calls them (with its parameters)."""
-
-    optimizer: Callable[..., Any]
-    scheduler: Callable[..., Any] | None
-    reg: float  # the seed's L2 penalty: the optimizer's coupled weight_decay unless the optim config sets its own
-
-
 def instantiate(config: Mapping[str, Any], what: str) -> Any:
     from hydra.errors import InstantiationException
     from hydra.utils import instantiate as hydra_instantiate
 
-    from cnnlab.errors import CnnlabError
+    from cnnlab.checks.errors import CnnlabError
 
     try:
         return hydra_instantiate(dict(config))
@@ -98,7 +89,10 @@ def check_arguments(config: Mapping[str, Any], what: str, given_by_cnnlab: tuple
         if key not in parameters and not takes_any:
             raise OptionError(f"{what}.{key} is not an argument of {target}; its arguments: {', '.join(names)}."
                               + suggest(key, names))
-        if key == "other" and isinstance(value, Mapping):
+        if key == "other":  # Muon's second optimizer, for what Muon does not take
+            if not isinstance(value, Mapping) or "_target_" not in value:
+                raise OptionError(f"{what}.other = {value!r}; expected the optimizer for biases, batch norm and the "
+                                  "classifier, e.g. {_target_: torch.optim.SGD, _partial_: true, lr: 0.05}.")
             check_arguments(value, f"{what}.other", given_by_cnnlab)
         elif key in ARGUMENTS:
             check_value(f"{what}.", key, Field(ARGUMENTS[key]), value)
@@ -108,29 +102,17 @@ def check_arguments(config: Mapping[str, Any], what: str, given_by_cnnlab: tuple
     return function
 
 
-def decay_kwargs(factory: Callable, reg: float) -> dict[str, float]:
-    """The seed's L2 penalty as the optimizer's weight_decay, unless the optimizer config sets its own."""
-    if "weight_decay" in getattr(factory, "keywords", {}):
-        if reg:
-            raise OptionError("both model.reg and optim.weight_decay are set; the seed's L2 penalty is model.reg, so "
-                              "set model.reg=0 to use optim.weight_decay instead.")
-        return {}
-    return {"weight_decay": reg}
-
-
-def read_optimisation(optim: Mapping[str, Any], scheduler: Mapping[str, Any] | None, reg: float) -> Optimisation:
-    from cnnlab.optim import wants_matrices
-    from cnnlab.schedules import is_per_step
-
-    check_arguments(optim, "optim", ("params", "weight_decay"))
-    factory = instantiate(optim, "optim")
-    decay_kwargs(factory, reg)
-    schedule = None
-    if scheduler:
-        check_arguments(scheduler, "scheduler", ("optimizer", "total_steps"))
-        schedule = instantiate(scheduler, "scheduler")
-        if wants_matrices(factory) and is_per_step(schedule) and "max_lr" in scheduler:
-            raise OptionError("scheduler=onecycle gives every parameter one peak rate (scheduler.max_lr), which would "
-                              "replace Muon's own; with optim=muon use scheduler=warmup_linear or cosine, which scale "
-                              "each rate.")
-    return Optimisation(factory, schedule, reg)
+def read_callbacks(callbacks: Mapping[str, Any] | None) -> dict[str, dict[str, Any]]:
+    if callbacks is not None and not isinstance(callbacks, Mapping):
+        raise OptionError(f"callbacks = {callbacks!r}; expected callbacks=<name> (conf/callbacks/: default, "
+                          "early_stop, lookahead, ema).")
+    entries = {name: dict(entry) for name, entry in (callbacks or {}).items()}
+    for name, entry in entries.items():
+        if not isinstance(entry, Mapping) or "_target_" not in entry:
+            raise OptionError(f"callbacks.{name} = {entry!r}; expected a callback config with a _target_ "
+                              "(conf/callbacks/).")
+        target = check_arguments(entry, f"callbacks.{name}", ())
+        declared = getattr(target, "Options", None)
+        if isinstance(declared, type) and issubclass(declared, Options):
+            declared.read({k: v for k, v in entry.items() if k not in META}, f"callbacks.{name}.")
+    return entries

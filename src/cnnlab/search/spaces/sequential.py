@@ -1,4 +1,4 @@
-"""The layer-by-layer space (`kind: sequential`, e.g. `conf/search/metaqnn.yaml`): a layer list is built one
+"""`kind: sequential` (conf/search/metaqnn.yaml), the layer-by-layer space: a layer list is built one
 action at a time, MetaQNN's way (Baker et al., ICLR 2017). Each step is an Optuna categorical parameter named
 after the current *state* (depth, last layer, spatial size, FC count and width) whose choices are the actions
 legal there, so any Optuna sampler (random, TPE, or the Q-learning agent) walks the same space, and no illegal
@@ -9,18 +9,40 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-import optuna
 import torch
 
-from cnnlab.checks.search import SequentialSpaceOptions
-from cnnlab.errors import ArchError, ConfigError
+from cnnlab.checks.errors import ArchError, ConfigError
+from cnnlab.checks.fields import Checker, integer, number, positive_int, text
+from cnnlab.checks.options import option
 from cnnlab.layers.build import Context, build_layer
 from cnnlab.layers.spec import parse_layer
+from cnnlab.search.spaces import Draw, Space, SpaceOptions, layer_trial
 
 STATE_PREFIX = "s"  # parameter names: s<depth>|<last>|<size>|<fc count>|<last fc width>
 TERMINATE = "T"
+
+
+mapping, listing = Checker(lambda v: dict(v or {}), ()), Checker(lambda v: list(v or []), ())
+
+
+@dataclass(frozen=True, kw_only=True)
+class SequentialOptions(SpaceOptions):
+    """The actions, MetaQNN's limits, and the training settings every trial shares."""
+
+    max_depth: int = option(integer(2), help="layers before T (a list needs at least one layer and T)")
+    max_fc: int = option(integer(0), help="FC layers at most")
+    fc_max_size: int = option(positive_int, help="FC layers only on maps of at most this many pixels a side")
+    conv: Any = option(mapping, {}, "every combination of these C options is an action")
+    pool: Any = option(mapping, {}, "every combination: a max-pooling action")
+    fc: Any = option(mapping, {}, "every combination: an FC action")
+    drop_out: Any = option(listing, [], "dropout actions, in percent")
+    activation: str = option(text, "relu", "the activation of C and FC actions")
+    lr: float = option(number(0, low_open=True), help="the learning rate of every trial")
+    reg: float = option(number(0), help="the L2 penalty of every trial")
+    batch_size: int = option(positive_int, help="the batch size of every trial")
 
 
 @dataclass(frozen=True)
@@ -60,17 +82,16 @@ def action_name(spec: dict[str, Any]) -> str:
     return f"DO{spec['drop_out']:g}"
 
 
-class SequentialSpace:
-    """The actions a space file declares, and which of them are legal in a state."""
+class Sequential(Space):
+    """The actions a space file declares, and which of them are legal in a state (checked against the data set's
+    input shape when made)."""
 
-    kind = "sequential"
+    name, Options, walks_layers = "sequential", SequentialOptions, True
 
-    def __init__(self, space: SequentialSpaceOptions | dict, input_shape: tuple[int, int, int], num_classes: int):
-        """`space`: the plan's checked options (a plain mapping is checked by the same declaration); here it is
-        checked against the data set's input shape."""
-        space = (space if isinstance(space, SequentialSpaceOptions) else SequentialSpaceOptions.read(space)).to_dict()
-        self.space, self.max_depth, self.epochs = space, space["max_depth"], space["epochs"]
-        self.input_shape, self.num_classes = tuple(input_shape), num_classes
+    def __init__(self, options: SequentialOptions, input_shape: tuple[int, int, int], num_classes: int):
+        super().__init__(options, input_shape, num_classes)
+        space = options.to_dict()
+        self.space, self.max_depth = space, space["max_depth"]
         self.hyper = {"lr": space["lr"], "reg": space["reg"], "batch_size": space["batch_size"]}
         act = space["activation"]
         specs = [{"type": "C", "activation": act, "padding": "same", **o} for o in _grid(space["conv"] or {})]
@@ -148,6 +169,6 @@ class SequentialSpace:
             layers.append(dict(self.actions[name]))
             state = self.step(state, name)
 
-    def sample(self, trial: optuna.Trial) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    def draw(self, trial: Any, base: Any, seed: int, out: Path) -> Draw:
         layers, _ = self.walk(lambda key, legal: trial.suggest_categorical(key, legal))
-        return layers, dict(self.hyper)
+        return layer_trial(base, layers, dict(self.hyper), self.epochs, seed, out)

@@ -17,15 +17,14 @@ from torch import nn
 from torchmetrics import Metric
 from torchmetrics.classification import MulticlassConfusionMatrix
 
-from cnnlab.checks.model import CUDA_GRAPH_MODES, ModelOptions
-from cnnlab.checks.optim import decay_kwargs
+from cnnlab.checks.errors import ConfigError
 from cnnlab.data.info import DataInfo
-from cnnlab.errors import ConfigError
 from cnnlab.layers import build_network
-from cnnlab.mixing import Mixer
-from cnnlab.optim import MATRIX, optimizer_name, wants_matrices
+from cnnlab.model.mixing import Mixer
+from cnnlab.model.options import CUDA_GRAPH_MODES, ModelOptions
+from cnnlab.model.tta import vote
+from cnnlab.optim import MATRIX, decay_kwargs, optimizer_name, wants_matrices
 from cnnlab.schedules import is_per_step
-from cnnlab.tta import vote
 
 EVAL_SPLITS = ("test", "train_eval")  # test dataloaders, in order: the test split, the training set unaugmented
 VAL_SPLITS = ("val", "test_epoch")  # validation dataloaders: the validation split, the test split if monitored
@@ -217,6 +216,16 @@ class LayerListClassifier(pl.LightningModule):
                   {"params": [p for p in trainable if id(p) not in matrices | shifts]},
                   {"params": [p for p in trainable if id(p) in shifts], "lr_scale": self.options.bn_bias_lr_scale}]
         return [g for g in groups if g["params"]]
+
+    def configure_gradient_clipping(self, optimizer, gradient_clip_val=None, gradient_clip_algorithm=None) -> None:
+        """`trainer.gradient_clip_val` on the network's own gradients: Lightning clips the optimizer's parameters, and
+        Muon's are 2-D views whose gradients it sets only in its step."""
+        if gradient_clip_val:
+            grads = [p for p in self.parameters() if p.grad is not None]
+            if gradient_clip_algorithm == "value":
+                torch.nn.utils.clip_grad_value_(grads, gradient_clip_val, foreach=True)
+            else:
+                torch.nn.utils.clip_grad_norm_(grads, gradient_clip_val, foreach=True)
 
     def configure_optimizers(self):
         if self.optimizer_factory is None:

@@ -1,4 +1,5 @@
-"""`python src/train.py`: the whole config checked once into a frozen plan, before anything is built or read."""
+"""`python src/train.py` and `python src/eval.py`: the whole config checked once into a frozen plan, before anything is
+built or read; code below takes plans, never a config."""
 
 from __future__ import annotations
 
@@ -9,32 +10,31 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cnnlab.checks.arch import Arch, read_arch
-from cnnlab.checks.callbacks import read_callbacks
-from cnnlab.checks.data import DataOptions, read_data
 from cnnlab.checks.fields import (
     OptionError,
     boolean,
     checkpoint,
-    integer,
     number,
     optional,
     positive_int,
+    seed_value,
     text,
 )
-from cnnlab.checks.model import ModelOptions
-from cnnlab.checks.nodes import Master, read_nodes
-from cnnlab.checks.optim import Optimisation, read_optimisation
 from cnnlab.checks.options import Options, option
 from cnnlab.checks.places import earlier_run, writable
-from cnnlab.checks.resume import check_resume
-from cnnlab.checks.trainer import TrainerOptions
+from cnnlab.compose import compose, plain
+from cnnlab.data.family import read_data
+from cnnlab.data.options import DataOptions
+from cnnlab.layers.arch import Arch, read_arch
 from cnnlab.loggers import read_loggers
+from cnnlab.model.options import ModelOptions
+from cnnlab.nodes import Master, read_nodes
+from cnnlab.optim import Optimisation, read_optimisation
+from cnnlab.run.resume import check_resume
+from cnnlab.run.trainer import TrainerOptions
+from cnnlab.targets import read_callbacks
 
 log = logging.getLogger("cnnlab")
-
-SEED = integer(0, 2**32 - 1, example=42)  # what NumPy's and torch's generators take
-
 
 @dataclass(frozen=True)
 class Job:
@@ -54,7 +54,7 @@ class RunOptions(Options):
     """The root options of train.yaml."""
 
     task_name: str = option(text, "train", "the entry point (runs go to outputs/<task_name>/)")
-    seed: int = option(SEED, 42, "seeds Python, NumPy and torch (init, shuffling, augmentation)")
+    seed: int = option(seed_value, 42, "seeds Python, NumPy and torch (init, shuffling, augmentation)")
     ckpt_path: Path | None = option(optional(checkpoint), None, "a checkpoint to resume from")
     test: bool = option(boolean, True, "evaluate the best checkpoint on the test split after training")
     checkpoint_every_n_steps: int | None = option(optional(positive_int), None, "also write last.ckpt every N steps")
@@ -88,19 +88,6 @@ class TrainPlan:
 
     def replace(self, **changes: Any) -> TrainPlan:
         return dataclasses.replace(self, **changes)
-
-
-def plain(cfg: Any) -> dict[str, Any]:
-    """The composed config as plain data, every interpolation resolved (a resolver's error is one sentence)."""
-    from omegaconf import DictConfig, OmegaConf
-    from omegaconf.errors import OmegaConfBaseException
-
-    if not isinstance(cfg, DictConfig):
-        return dict(cfg)
-    try:
-        return OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False)
-    except OmegaConfBaseException as err:
-        raise OptionError(f"the config cannot be resolved: {str(err).splitlines()[0]}") from None
 
 
 def check_train(cfg: Any, job: Job | None = None, check_place: bool = True) -> TrainPlan:
@@ -175,3 +162,59 @@ def adjusted_trainer(trainer: TrainerOptions, job: Job) -> TrainerOptions:
                  "Lightning, torchrun or SLURM)", trainer.num_nodes, trainer.strategy)
         changes["strategy"] = "ddp"
     return dataclasses.replace(trainer, **changes) if changes else trainer
+
+@dataclass(frozen=True, kw_only=True)
+class EvalOptions(Options):
+    task_name: str = option(text, "eval", "the entry point (runs go to outputs/<task_name>/)")
+    seed: int = option(seed_value, 42, "seeds the evaluation (nothing random by default)")
+    ckpt_path: Path = option(checkpoint, help="the checkpoint to evaluate")
+
+
+@dataclass(frozen=True)
+class EvalPlan:
+    seed: int
+    ckpt_path: Path
+    trained_on: dict[str, Any]  # the checkpoint's data info
+    data: DataOptions
+    data_dir: Path
+    trainer: TrainerOptions
+    loggers: dict[str, dict[str, Any]]
+    out: Path
+    config: dict[str, Any]
+    callbacks: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
+
+    def check_data(self, datamodule) -> None:
+        """Another data set than the checkpoint's must have its input shape and classes."""
+        shape, classes = list(datamodule.input_shape), datamodule.num_classes
+        trained = self.trained_on
+        if shape != list(trained["input_shape"]) or classes != len(trained["class_names"]):
+            raise OptionError(f"data={self.data.family} has input {shape} and {classes} classes, but the checkpoint "
+                              f"was trained on {trained['input_shape']} with {len(trained['class_names'])}.")
+
+
+def check_eval(cfg: Any, job: Job | None = None, check_place: bool = True) -> EvalPlan:
+    job = job or Job()
+    from cnnlab.inference import read_cnnlab_checkpoint
+
+    config = plain(cfg)
+    if config.get("ckpt_path") in (None, "???"):
+        raise OptionError("eval.py needs ckpt_path=CHECKPOINT: a checkpoint written by train.py, e.g. "
+                          "ckpt_path=outputs/train/<run>/checkpoints/best.ckpt.")
+    options = EvalOptions.read({k: config[k] for k in ("task_name", "seed", "ckpt_path") if k in config}, "")
+    _, saved = read_cnnlab_checkpoint(options.ckpt_path)
+    data_config = config.get("data") or saved["data_info"]["config"]
+    data = read_data(dict(data_config))
+    trainer = adjusted_trainer(TrainerOptions.read(config.get("trainer")), job)
+    paths = config.get("paths") or {}
+    out = writable(Path(paths.get("output_dir") or "outputs/eval/run"), "hydra.run.dir")
+    if check_place and not job.in_sweep:
+        refuse_earlier_run(out, None)
+    loggers = read_loggers(config.get("logger"), out, (job.sweep_dir, job.name) if job.in_sweep else None)
+    return EvalPlan(options.seed, options.ckpt_path, saved["data_info"], data, Path(paths.get("data_dir") or "data"),
+                    trainer, loggers, out, config)
+
+
+def train_plan(*overrides: str, out: str | Path) -> TrainPlan:
+    """`python src/train.py <overrides> hydra.run.dir=<out>`'s plan, checked as the command line checks it (for
+    notebooks, tests and benchmarks)."""
+    return check_train(compose("train", *overrides, f"paths.output_dir={out}"))

@@ -15,6 +15,7 @@ with the validation accuracy as the reward, alpha 0.01 and gamma 1 by default.
 
 from __future__ import annotations
 
+import logging
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -24,7 +25,12 @@ import optuna
 from optuna.distributions import BaseDistribution, CategoricalDistribution
 from optuna.trial import FrozenTrial, TrialState
 
-from cnnlab.search.sequential import STATE_PREFIX, depth_of
+from cnnlab.checks.fields import Checker, OptionError, number, positive_int
+from cnnlab.checks.options import option
+from cnnlab.search.agents import Agent, AgentOptions
+from cnnlab.search.spaces.sequential import STATE_PREFIX, depth_of
+
+log = logging.getLogger("cnnlab.search")
 
 # MetaQNN's schedule, as shares of the budget: half the trials explore at random, then epsilon steps down
 METAQNN_SHARES = [(1.0, 0.5), (0.9, 0.05), (0.8, 0.05), (0.7, 0.05), (0.6, 0.05), (0.5, 0.05), (0.4, 0.05),
@@ -154,3 +160,49 @@ class QLearningSampler(optuna.samplers.BaseSampler):
         values = [self.q.get((param_name, a), self.initial) for a in choices]
         best = max(values)
         return rng.choice([a for a, v in zip(choices, values) if v == best])
+
+
+def _schedule(value: Any) -> tuple[tuple[float, int], ...] | None:
+    if value is None:
+        return None
+    try:
+        stages = tuple((float(eps), int(n)) for eps, n in value)
+    except (TypeError, ValueError):
+        stages = ()
+    if stages and all(0 <= eps <= 1 and n >= 1 for eps, n in stages):
+        return stages
+    raise ValueError("[[epsilon, trials], ...] with 0 <= epsilon <= 1 and a positive number of trials per stage, e.g. "
+                     "[[1.0, 10], [0.5, 5], [0.1, 5]]")
+
+
+@dataclass(frozen=True, kw_only=True)
+class QLearningOptions(AgentOptions):
+    epsilon: Any = option(Checker(_schedule, ([[1.5, 10]], "often")), None,
+                          "[[epsilon, trials], ...] summing to n_trials; null: MetaQNN's shape scaled to n_trials")
+    learning_rate: float = option(number(0, 1, low_open=True), 0.01, "MetaQNN's alpha")
+    discount: float = option(number(0, 1), 1.0, "MetaQNN's gamma")
+    initial_q: float = option(number(), 0.5, "the Q-value of an action never tried")
+    replay: int = option(positive_int, 100, "paths replayed from memory after each trial")
+
+
+class QLearning(Agent):
+    name, Options = "qlearning", QLearningOptions
+
+    @classmethod
+    def check(cls, options: QLearningOptions, space, n_trials: int) -> None:
+        if not space.walks_layers:
+            raise OptionError("agent=qlearning builds layer lists one layer at a time: it needs a sequential space, "
+                              "e.g. search=metaqnn (conf/search/metaqnn.yaml), not a template or recipe space.")
+        if options.epsilon is not None and sum(n for _, n in options.epsilon) != n_trials:
+            raise OptionError(f"agent.epsilon covers {sum(n for _, n in options.epsilon)} trials but n_trials = "
+                              f"{n_trials}; the stages must sum to the trial budget (or set agent.epsilon=null for "
+                              f"MetaQNN's schedule scaled to {n_trials}).")
+
+    @classmethod
+    def sampler(cls, options: QLearningOptions, seed, n_trials, objectives):
+        warning = schedule_warning(n_trials) if options.epsilon is None else None
+        if warning:
+            log.warning(warning)
+        return QLearningSampler(check_schedule(options.epsilon, n_trials), seed=seed,
+                                learning_rate=options.learning_rate, discount=options.discount,
+                                initial_q=options.initial_q, replay=options.replay)

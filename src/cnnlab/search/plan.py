@@ -1,0 +1,110 @@
+"""`python src/search.py`: the study's options, its space, agent and pruner (each a registry's kind), and the training
+setup every trial shares, checked into a plan before the first trial."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cnnlab.checks.fields import (
+    Checker,
+    integer,
+    optional,
+    positive_int,
+    positive_number,
+    seed_value,
+    text,
+)
+from cnnlab.checks.options import Options, option
+from cnnlab.checks.places import writable
+from cnnlab.compose import plain
+from cnnlab.data.family import read_data
+from cnnlab.layers.arch import Arch
+from cnnlab.model.options import ModelOptions
+from cnnlab.optim import read_optimisation
+from cnnlab.run.plans import Job, RunOptions, TrainPlan, adjusted_trainer
+from cnnlab.run.trainer import TrainerOptions
+from cnnlab.search.agents import Agent
+from cnnlab.search.pruners import Pruner
+from cnnlab.search.spaces import Space
+
+OBJECTIVES = ("val_err", "params", "flops")
+
+
+def _objectives(value: Any) -> tuple[str, ...]:
+    if isinstance(value, list | tuple) and value and value[0] == "val_err" and len(value) <= 2 and \
+            all(v in OBJECTIVES for v in value) and len(set(value)) == len(value):
+        return tuple(value)
+    raise ValueError("[val_err] or [val_err, params|flops]")
+
+
+@dataclass(frozen=True, kw_only=True)
+class SearchOptions(Options):
+    task_name: str = option(text, "search", "the entry point")
+    seed: int = option(seed_value, 42, "the first trial's seed (trial n: seed + n)")
+    study_name: str = option(text, "${hydra:runtime.choices.search}-${hydra:runtime.choices.agent}-"
+                                   "${hydra:runtime.choices.data}", "the study's name; the same name resumes it")
+    n_trials: int = option(positive_int, 20, "trials of the study in total")
+    storage: str | None = option(optional(text), None,
+                                 "null: a journal file in the study folder; any SQLAlchemy URL for many machines")
+    objectives: tuple[str, ...] = option(Checker(_objectives, (["params"], [], "val_err")), ["val_err"],
+                                         "what the study minimises")
+    sampler_seed: int | None = option(optional(integer(0)), None, "an int makes a one-worker search repeatable")
+    n_workers: int = option(positive_int, 1, "trials side by side, each in a process of its own (cores divided)")
+    timeout_min: float | None = option(optional(positive_number), None,
+                                       "no trial starts after this many minutes of this command (running ones end)")
+
+
+@dataclass(frozen=True)
+class SearchPlan:
+    options: SearchOptions
+    space: Options  # the space's options; its kind: Space.kinds()[space.kind]
+    agent: Options
+    pruner: Options
+    out: Path
+    base: TrainPlan  # the trial's training run, but for what the space samples
+    choices: dict[str, str] = dataclasses.field(default_factory=dict)  # the config groups chosen (data=mnist, ...)
+    command: str = "python src/search.py"  # as typed, for the hand-over
+
+
+SECTIONS = ("search", "agent", "pruner", "data", "model", "optim", "scheduler", "trainer", "paths")
+NO_PRUNING = {"name": "none"}  # pruner=null: no entry, no pruning
+
+
+def check_search(cfg: Any) -> SearchPlan:
+    config = plain(cfg)
+    options = SearchOptions.read({k: v for k, v in config.items() if k not in SECTIONS}, "")
+    space_kind, agent_kind = Space.chosen(config.get("search")), Agent.chosen(config.get("agent"))
+    pruner_kind = Pruner.chosen(config.get("pruner") or NO_PRUNING)
+    space = space_kind.Options.read(config["search"])
+    agent = agent_kind.Options.read(config["agent"])
+    agent_kind.check(agent, space_kind, options.n_trials)
+    pruner = pruner_kind.Options.read(config.get("pruner") or NO_PRUNING)
+    pruner_kind.check(pruner, space.epochs)
+    model = ModelOptions.read(config.get("model"))
+    data = read_data(dict(config.get("data") or {}))
+    trainer = adjusted_trainer(TrainerOptions.read({**(config.get("trainer") or {}), "enable_checkpointing": False,
+                                                    "enable_progress_bar": False}), Job())
+    paths = config.get("paths") or {}
+    out = writable(Path(paths.get("output_dir") or "outputs/search"), "hydra.run.dir")
+    optimisation = read_optimisation(config.get("optim") or {}, config.get("scheduler"), model.reg)
+    run = RunOptions.read({"seed": options.seed, "test": False}, "")
+    base = TrainPlan(run=run, arch=Arch(None, ()), data=data, data_config=dict(config.get("data") or {}), model=model,
+                     optimisation=optimisation, trainer=trainer, loggers={}, callbacks={}, out=out,
+                     data_dir=Path(paths.get("data_dir") or "data"), master=None, config=config, quiet=True)
+    base = space_kind.check(space, base)
+    return SearchPlan(options, space, agent, pruner, out, base, *hydra_launch())
+
+
+def hydra_launch() -> tuple[dict[str, str], str]:
+    """The config groups the search was composed with, and the command as typed (for the hand-over)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if not HydraConfig.initialized():
+        return {}, "python src/search.py"
+    hydra = HydraConfig.get()
+    choices = {k: v for k, v in hydra.runtime.choices.items() if v is not None and not k.startswith(("hydra", "schema"))
+               and "/" not in k}
+    return choices, " ".join(["python src/search.py", *hydra.overrides.task])
