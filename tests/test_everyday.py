@@ -17,7 +17,6 @@ import pytest
 import pytorch_lightning as pl
 import torch
 
-from cnnlab.checks.errors import CnnlabError
 from cnnlab.progress import EpochsFromOne, LineProgress
 from tests.conftest import ROOT, bare_trainer, compose_train, run_script, train_in_process
 from tests.test_train_cli import read_confusion
@@ -249,7 +248,7 @@ def test_qlearning_says_when_its_budget_is_too_small_for_its_schedule():
     assert schedule_warning(20) is None and schedule_warning(100) is None
 
 
-def test_compare_tables_runs_of_one_data_set_and_refuses_mixed_ones(fit, tmp_path, capsys):
+def test_compare_tables_each_data_sets_runs_apart(fit, tmp_path, capsys):
     from cnnlab.compare import compare
 
     a = fit("arch=small", "trainer.max_epochs=1")
@@ -261,8 +260,11 @@ def test_compare_tables_runs_of_one_data_set_and_refuses_mixed_ones(fit, tmp_pat
     losses = compare([a.dir, b.dir], "test/loss", tmp_path / "by_loss")
     assert float(losses[0]["test/loss"]) <= float(losses[1]["test/loss"])  # lower is better for a loss
     other = fit("arch=small", "data.classes=[0,1,2,3,4,5]", "debug=fast")
-    with pytest.raises(CnnlabError, match="different data sets"):
-        compare([a.dir, other.dir], "test/acc", tmp_path / "mixed")
+    capsys.readouterr()
+    mixed = compare([a.dir, other.dir, b.dir], "test/acc", tmp_path / "mixed")
+    out = capsys.readouterr().out
+    assert [r["data"] for r in mixed] == ["digits", "digits", "digits classes [0, 1, 2, 3, 4, 5]"]
+    assert "digits: 2 runs, by test/acc" in out and "digits classes [0, 1, 2, 3, 4, 5]: 1 runs" in out
     proc = subprocess.run(
         [sys.executable, "src/compare.py", str(a.dir), str(tmp_path / "nowhere")],
         cwd=ROOT,

@@ -1,12 +1,5 @@
-"""Weight averaging: an exponential moving average of the weights (`callbacks=ema`) and airbench's lookahead
-(`callbacks=lookahead`), which is the same average that the model jumps to.
-
-Built on Lightning's `WeightAveraging` (an `AveragedModel` of weights and batch-norm statistics, saved in and
-restored from checkpoints, swapped in for validation, copied into the model when training ends). Lookahead adds
-one thing: every `every` steps the model itself jumps to the average, which airbench found worth ~1.5 epochs.
-"""
-
-from __future__ import annotations
+"""Weight averaging on Lightning's `WeightAveraging`: an exponential moving average (`callbacks=ema`) and airbench's
+lookahead (`callbacks=lookahead`), the same average that the model jumps to every `every` steps."""
 
 from dataclasses import dataclass
 

@@ -4,8 +4,6 @@ The report is made at the end of the test loop, on global rank 0, inside whateve
 that is a worker, which holds the synced confusion matrix while the launching process does not.
 """
 
-from __future__ import annotations
-
 import math
 from pathlib import Path
 

@@ -2,8 +2,6 @@
 its refusals and cnnlab's own errors end the command with one `error:` line and exit code 2 (HYDRA_FULL_ERROR=1 shows
 the traceback), `--help` comes from the declarations, `group=null` means no entry of that group."""
 
-from __future__ import annotations
-
 import functools
 import logging
 import os

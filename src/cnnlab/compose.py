@@ -2,8 +2,6 @@
 search's trials), and its refusals are said here as one sentence with the closest valid names, never Hydra's advice
 to add a '+' to a name that exists nowhere."""
 
-from __future__ import annotations
-
 from pathlib import Path
 from typing import Any
 

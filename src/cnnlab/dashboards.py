@@ -3,8 +3,6 @@ the same things: the whole resolved config when training (or evaluation) starts,
 loop ends. Both happen in the process that holds global rank 0 after any fork or spawn, where the loggers' runs live.
 """
 
-from __future__ import annotations
-
 from pathlib import Path
 from typing import Any
 

@@ -1,8 +1,6 @@
 """`python src/predict.py` and `python src/export.py`: a checkpoint and where the predictions or the model file go,
 checked before the model is loaded; then class probabilities for image files, and files that run without cnnlab."""
 
-from __future__ import annotations
-
 import csv
 import importlib
 import json

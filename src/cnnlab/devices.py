@@ -5,8 +5,6 @@ lock file in the sweep folder, held until the worker exits) and the worker keeps
 runs, because CUDA reads `CUDA_VISIBLE_DEVICES` once per process. With more jobs than GPUs, slots share GPUs evenly.
 """
 
-from __future__ import annotations
-
 import fcntl
 import os
 import shutil

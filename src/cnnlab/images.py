@@ -1,8 +1,6 @@
 """Image inputs for prediction: PNG/JPEG files, a folder of them, or a .npy array, brought to the model's
 channel count and size."""
 
-from __future__ import annotations
-
 from pathlib import Path
 
 import numpy as np

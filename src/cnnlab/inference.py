@@ -1,8 +1,6 @@
 """Using a trained model without its data set: everything needed (layer list, input shape, normalisation,
 class names) is in the checkpoint, which is loaded with `weights_only` (plain data and tensors, never code)."""
 
-from __future__ import annotations
-
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any

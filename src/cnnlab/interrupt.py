@@ -4,8 +4,6 @@ running metrics), says how to continue, and exits with 130 (SIGINT) or 143 (SIGT
 metrics on the CPU as a run that was never stopped. A second Ctrl-C stops at once, without a checkpoint.
 """
 
-from __future__ import annotations
-
 import logging
 import shlex
 import signal

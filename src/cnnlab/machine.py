@@ -1,7 +1,5 @@
 """What this machine has, for checks that compare a run's needs with it."""
 
-from __future__ import annotations
-
 import os
 
 

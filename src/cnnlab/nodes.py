@@ -2,8 +2,6 @@
 SLURM) checked before anything is built, and a node that cannot reach the master says so in one sentence instead of
 waiting forever (the master opens its rendezvous port only when its own run reaches training)."""
 
-from __future__ import annotations
-
 import os
 import socket
 import time

@@ -1,17 +1,9 @@
-"""`optim=muon`: torch's Muon for the weight matrices of C and FC layers, a second optimizer for everything else.
+"""`optim=muon`: torch's Muon for the weights of C and FC layers, a second optimizer (`other`) for the rest, seen by
+Lightning as one optimizer; and the optimisation plan every run takes (`read_optimisation`).
 
-Muon (Keller Jordan, 2024) orthogonalises each momentum update of a weight matrix by a Newton-Schulz iteration;
-airbench and the fastest CIFAR-100 runs use it for every convolution filter bank. torch's `torch.optim.Muon` takes
-2-D weights only: here a conv kernel (out, in, kh, kw) is handed to it as a 2-D view (out, in x kh x kw) of the
-same storage, and its gradient is seen the same way, so Muon's in-place update is the kernel's. Biases, batch norm,
-the T classifier and frozen or whitened layers follow the `other` optimizer (SGD, Adam, ...), which gets the seed's
-L2 penalty (`model.reg`) as its weight decay. The two are one `torch.optim.Optimizer` to Lightning: schedulers scale
-every group's rate, checkpoints hold both states, lookahead and DDP see the model's own parameters.
-
-Also the optimisation plan every run takes: the optimizer and schedule factories, checked (`read_optimisation`).
-"""
-
-from __future__ import annotations
+torch's Muon takes 2-D weights: a conv kernel (out, in, kh, kw) is handed to it as a 2-D view of the same storage,
+so Muon's in-place update is the kernel's. Biases, batch norm, the T classifier and frozen or whitened layers follow
+`other`, which takes the seed's L2 penalty (`model.reg`) as its weight decay."""
 
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, MutableMapping
@@ -58,18 +50,29 @@ def as_matrix(t: torch.Tensor) -> torch.Tensor:
 class KernelMuon(torch.optim.Muon):
     """torch.optim.Muon on weights of any rank >= 2, through 2-D views; `normalize` keeps every weight at a fixed
     Frobenius norm (sqrt of its rows, i.e. unit mean filter norm), as airbench's Muon does instead of weight decay
-    (after batch norm a weight's scale is irrelevant, its growth only slows the effective rate)."""
+    (after batch norm a weight's scale is irrelevant, its growth only slows the effective rate). `warmup`: (the
+    momentum to start from, steps) of a linear momentum warm-up; its count is kept in the group, so checkpoints
+    hold it."""
 
-    def __init__(self, params: Iterable[torch.Tensor], normalize: bool = False, **kwargs):
+    def __init__(self, params: Iterable[torch.Tensor], normalize: bool = False,
+                 warmup: tuple[float, float] | None = None, **kwargs):
         self.sources = list(params)
-        self.normalize = normalize
+        self.normalize, self.warmup = normalize, warmup
         super().__init__([as_matrix(p.detach()) for p in self.sources], **kwargs)
+        for group in self.param_groups if warmup else ():
+            group.update(warm_step=0, final_momentum=group["momentum"])
 
     def _views(self) -> list[torch.Tensor]:
         return [p for group in self.param_groups for p in group["params"]]
 
     @torch.no_grad()
     def step(self, closure=None):
+        if self.warmup is not None:
+            start, steps = self.warmup
+            for group in self.param_groups:
+                done = min(1.0, group["warm_step"] / max(steps, 1))
+                group["momentum"] = start + (group["final_momentum"] - start) * done
+                group["warm_step"] += 1
         for view, source in zip(self._views(), self.sources):
             view.grad = None if source.grad is None else as_matrix(source.grad)
         if self.normalize:
@@ -176,16 +179,20 @@ class Combined(Optimizer):
 @splits_matrices
 def muon(params: list[dict[str, Any]], other: Callable[..., Optimizer], lr: float = 0.02, momentum: float = 0.95,
          nesterov: bool = True, ns_steps: int = 5, decay: float = 0.0, normalize: bool = False,
-         adjust_lr: str | None = None, weight_decay: float = 0.0) -> Optimizer:
+         adjust_lr: str | None = None, weight_decay: float = 0.0, momentum_warmup: float = 0.0,
+         momentum_start: float = 0.85, total_steps: int = 0) -> Optimizer:
     """Muon (`lr`, `momentum`, `nesterov`, `ns_steps`; its own decoupled weight `decay`, or `normalize`) for the param
-    groups marked `matrix`, `other` (a partial optimizer, with `weight_decay`: the seed's L2 penalty) for the rest."""
+    groups marked `matrix`, `other` (a partial optimizer, with `weight_decay`: the seed's L2 penalty) for the rest.
+    `momentum_warmup`: the fraction of the run's `total_steps` over which Muon's momentum rises linearly from
+    `momentum_start` (the CIFAR-100 speedrun: 0.15 from 0.85)."""
     groups = [g if isinstance(g, dict) else {"params": [g]} for g in params]
     matrices, rest = [g for g in groups if g.get(MATRIX)], [g for g in groups if not g.get(MATRIX)]
     parts: list[Optimizer] = []
     if matrices:
         weights = [p for g in matrices for p in g["params"]]
-        parts.append(KernelMuon(weights, normalize=normalize, lr=lr, momentum=momentum, nesterov=nesterov,
-                                ns_steps=ns_steps, weight_decay=decay, adjust_lr_fn=adjust_lr))
+        warmup = (momentum_start, momentum_warmup * total_steps) if momentum_warmup else None
+        parts.append(KernelMuon(weights, normalize=normalize, warmup=warmup, lr=lr, momentum=momentum,
+                                nesterov=nesterov, ns_steps=ns_steps, weight_decay=decay, adjust_lr_fn=adjust_lr))
     if rest:
         parts.append(other(params=rest, weight_decay=weight_decay))
     if not parts:
@@ -213,16 +220,16 @@ def decay_kwargs(factory: Callable, reg: float) -> dict[str, float]:
 
 
 def read_optimisation(optim: Mapping[str, Any], scheduler: Mapping[str, Any] | None, reg: float) -> Optimisation:
-    from cnnlab.schedules import is_per_step
+    from cnnlab.schedules import takes_total_steps
 
-    check_arguments(optim, "optim", ("params", "weight_decay"))
+    check_arguments(optim, "optim", ("params", "weight_decay", "total_steps"))
     factory = instantiate(optim, "optim")
     decay_kwargs(factory, reg)
     schedule = None
     if scheduler:
         check_arguments(scheduler, "scheduler", ("optimizer", "total_steps"))
         schedule = instantiate(scheduler, "scheduler")
-        if wants_matrices(factory) and is_per_step(schedule) and "max_lr" in scheduler:
+        if wants_matrices(factory) and takes_total_steps(schedule) and "max_lr" in scheduler:
             raise OptionError("scheduler=onecycle gives every parameter one peak rate (scheduler.max_lr), which would "
                               "replace Muon's own; with optim=muon use scheduler=warmup_linear or cosine, which scale "
                               "each rate.")

@@ -2,8 +2,6 @@
 memory) checked into a plan, then written once into litdata shards that `data=stream` trains from, with the same
 splits the in-memory path would make."""
 
-from __future__ import annotations
-
 import logging
 import shutil
 import time

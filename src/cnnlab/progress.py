@@ -1,12 +1,5 @@
-"""Progress: log lines for runs whose output is not a terminal (nohup, SLURM, CI, `| tee`), where a progress bar
-prints nothing readable until it ends, and the bar in a terminal. Epochs are counted from 1 to trainer.max_epochs in
-both, as the user set them.
-
-Lines: one per epoch; within an epoch, or an evaluation, longer than `every_s` seconds a line at most every `every_s`
-seconds; a line as the test phase starts (what, how many images), and as a validation starts once the last one took
-longer than `every_s`. Through the `cnnlab` logger, so the same lines reach train.log."""
-
-from __future__ import annotations
+"""Progress: Lightning's bar in a terminal; elsewhere (nohup, SLURM, CI, a pipe) log lines, one per epoch and at most
+one a minute within long phases, through the `cnnlab` logger (so also in train.log). Epochs count from 1 in both."""
 
 import logging
 import math

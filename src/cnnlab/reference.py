@@ -2,8 +2,6 @@
 declarations (`schemas.catalog`) and the layer type records, so that no page can drift from the code:
 `python -m cnnlab.reference --write` rewrites the README's generated blocks; a test fails when they are stale."""
 
-from __future__ import annotations
-
 import re
 import sys
 import textwrap

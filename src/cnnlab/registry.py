@@ -2,8 +2,6 @@
 declares when imported, so that a new layer type, data set, logger, search space, agent or pruner is a new module
 (and its YAML) and nothing else."""
 
-from __future__ import annotations
-
 import functools
 import importlib
 import pkgutil

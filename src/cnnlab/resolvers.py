@@ -1,7 +1,5 @@
 """Config resolvers: rules that recipes share, written once instead of re-derived in every config header."""
 
-from __future__ import annotations
-
 from omegaconf import OmegaConf
 
 

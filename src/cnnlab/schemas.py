@@ -3,8 +3,6 @@
 default in one place, its declaration), `--help`, the README's option reference and the generated bad-value tests
 all come from here. The YAML files of conf/ set only what a recipe, data set or kind changes."""
 
-from __future__ import annotations
-
 import dataclasses
 from collections.abc import Iterator
 from dataclasses import dataclass

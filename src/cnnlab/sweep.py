@@ -1,8 +1,6 @@
 """Hydra callback for multirun sweeps: each failed job's error kept in its folder, and at the end a
 `summary.csv` (one row per job: overrides, status, final metrics) and `summary.png` in the sweep folder."""
 
-from __future__ import annotations
-
 import csv
 import json
 import sys

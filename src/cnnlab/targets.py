@@ -2,8 +2,6 @@
 against the target's signature, every value against what the argument means (one table for every optimizer and
 schedule, below; a target of cnnlab's may declare its own `Options`, as the averaging callbacks do)."""
 
-from __future__ import annotations
-
 import inspect
 from collections.abc import Mapping
 from typing import Any
@@ -45,8 +43,9 @@ ARGUMENTS: dict[str, Checker] = {
     "ns_steps": positive_int, "decay": non_negative, "normalize": boolean,
     "adjust_lr": optional(choice("original", "match_rms_adamw")),
     "T_max": positive_int, "eta_min": non_negative, "step_size": positive_int, "gamma": positive_number,
-    "warmup": probability, "final": non_negative, "start": non_negative, "max_lr": positive_number,
-    "pct_start": number(0, 1, low_open=True, high_open=True), "last_epoch": integer(-1),
+    "warmup": probability, "cooldown": probability, "final": non_negative, "start": non_negative,
+    "max_lr": positive_number, "pct_start": number(0, 1, low_open=True, high_open=True), "last_epoch": integer(-1),
+    "momentum_warmup": probability, "momentum_start": below_one,
 }
 META = ("_target_", "_partial_", "_args_", "_recursive_", "_convert_")
 
@@ -96,6 +95,8 @@ def check_arguments(config: Mapping[str, Any], what: str, given_by_cnnlab: tuple
             check_arguments(value, f"{what}.other", given_by_cnnlab)
         elif key in ARGUMENTS:
             check_value(f"{what}.", key, Field(ARGUMENTS[key]), value)
+    if callable(getattr(function, "check", None)):  # a rule between its arguments, written beside the function
+        function.check(config, what)
     if config.get("nesterov") and (config.get("momentum", 0) <= 0 or config.get("dampening", 0) != 0):
         raise OptionError(f"{what}.nesterov = true needs {what}.momentum > 0 and no dampening; set {what}.momentum "
                           f"(e.g. 0.9) or {what}.nesterov=false.")

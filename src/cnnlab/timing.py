@@ -1,8 +1,6 @@
 """Where a run's wall time goes: start-up (Python, imports, config, data) to the first training step, training,
 and evaluation; written into results.json so that speed is measured on every run, not only in bench/."""
 
-from __future__ import annotations
-
 import time
 
 import pytorch_lightning as pl

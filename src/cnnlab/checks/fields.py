@@ -6,8 +6,6 @@ it must refuse (`bad`), so that every option declared with it is tested for its 
 Pure Python on purpose: layer lists and options are checked before torch builds anything.
 """
 
-from __future__ import annotations
-
 import copy
 import math
 from collections.abc import Callable, Mapping, Sequence

@@ -1,14 +1,7 @@
-"""Option groups declared once: each option's name, type, default, check and meaning in one frozen dataclass.
-
-    @dataclass(frozen=True)
-    class ModelOptions(Options):
-        reg: float = option(non_negative, 1e-3, "the seed's L2 penalty, as weight decay")
-
-From that one line come the checked, typed value the code below the front door takes (`ModelOptions.read(values,
-"model.")`), the error naming the key, the value and what is allowed, the Hydra schema that lets the option be set
-from the command line (`schema()`, registered in Hydra's ConfigStore), and a generated test that feeds the option
-one of its checker's bad values.
-"""
+"""Option groups declared once: each option's name, check, default and meaning in one frozen dataclass field,
+`reg: float = option(non_negative, 1e-3, "the seed's L2 penalty")`. From it come the checked, typed value
+(`ModelOptions.read(values)`), the error naming key, value and what is allowed, the Hydra schema (`schema()`), the
+README's row and a generated test that feeds it its checker's bad values."""
 
 from __future__ import annotations
 
@@ -62,8 +55,10 @@ class Options:
 
     @classmethod
     def defaults(cls) -> dict[str, Any]:
-        """Every option's default as a user would write it (REQUIRED ones as '???', Hydra's missing value)."""
-        return {name: "???" if f.required else copy.deepcopy(f.default) for name, f in cls.fields().items()}
+        """Every option's default as a user would write it (REQUIRED ones as '???', Hydra's missing value; a group
+        inside the group with every one of its options, so that each can be set without a '+')."""
+        return {name: "???" if f.required else f.check(copy.deepcopy(f.default)).to_dict()
+                if getattr(f.check, "group", None) else copy.deepcopy(f.default) for name, f in cls.fields().items()}
 
     @classmethod
     def schema(cls) -> type:

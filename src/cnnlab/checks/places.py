@@ -1,8 +1,6 @@
 """Output places: a folder or file a command writes must be writable, of the right kind, and never hold something of
 the user's that would be overwritten (an earlier run, other files)."""
 
-from __future__ import annotations
-
 import os
 from pathlib import Path
 

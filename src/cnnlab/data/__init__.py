@@ -2,8 +2,6 @@
 memory or streamed) and the one LightningDataModule over them. Data configs name a family from the registry, never a
 `_target_`, so that neither a config nor a checkpoint can make cnnlab import code."""
 
-from __future__ import annotations
-
 from pathlib import Path
 
 from cnnlab.data.options import DataOptions

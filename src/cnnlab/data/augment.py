@@ -1,8 +1,6 @@
 """Augmentation on a whole batch on its device: random crop after padding, horizontal flip (random, or
 alternating per image from one epoch to the next, as airbench does), and cutout."""
 
-from __future__ import annotations
-
 import torch
 import torch.nn.functional as F
 

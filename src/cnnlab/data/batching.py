@@ -2,8 +2,6 @@
 floats on the training device, where the fastest CIFAR trainers do that work; and, for images held in memory, the
 sampler that cuts batches by index and whether the whole data set lives on the GPU."""
 
-from __future__ import annotations
-
 import math
 
 import torch
@@ -46,8 +44,9 @@ class Batching:
         return (x - mean) / std
 
     def __call__(self, x: torch.Tensor, index: torch.Tensor, training: bool, epoch: int,
-                 parity: torch.Tensor | None) -> torch.Tensor:
-        """`parity`: each training image's first mirror state (for `flip: alternate`), indexed by `index`."""
+                 parity: torch.Tensor | None, progress: float = 0.0) -> torch.Tensor:
+        """`parity`: each training image's first mirror state (for `flip: alternate`), indexed by `index`;
+        `progress`: the fraction of training done, for progressive resizing (`sizes`)."""
         x = x.float().div_(255)
         if training and self.augment != AugmentOptions():
             flips = None
@@ -56,7 +55,12 @@ class Batching:
                     self._parity = parity.to(index.device)  # moved once, then a no-op
                 flips = self._parity[index]
             x = augment_batch(x, self.augment, flips, epoch, self.stats_on(x.device)[0])
-        return self.normalise(x)
+        x = self.normalise(x)
+        side = self.augment.side_at(progress) if training else None
+        if side is not None and side != x.shape[2]:  # as the speedrun resizes: bilinear, after augmentation
+            size = (side, round(x.shape[3] * side / x.shape[2]))
+            x = torch.nn.functional.interpolate(x, size=size, mode="bilinear", align_corners=False)
+        return x
 
 
 class BatchIndices(Sampler):

@@ -1,7 +1,5 @@
 """Reading the on-disk formats safely: IDX (gzip or raw), CIFAR pickles (no code runs), and missing-file advice."""
 
-from __future__ import annotations
-
 import gzip
 import io
 import pickle

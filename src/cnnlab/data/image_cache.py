@@ -1,12 +1,6 @@
-"""Decoding a list of image files into one uint8 array, in parallel, and caching the result.
-
-The cache is an uncompressed `.npz` (read with `allow_pickle=False`: nothing in it can run code) holding the
-pixels, which files could be read, and a JSON header with the cache version and a key over the file list, their
-sizes and modification times and every option that changes pixels. A cache whose header does not match, or
-that cannot be read, is rebuilt, never trusted.
-"""
-
-from __future__ import annotations
+"""Decoding image files into one uint8 array, in parallel, and caching it as an uncompressed `.npz` (read with
+`allow_pickle=False`) whose header holds a key over the files, sizes, times and pixel options: a cache that does not
+match, or cannot be read, is rebuilt, never trusted."""
 
 import hashlib
 import json

@@ -1,8 +1,6 @@
 """Images held in memory as uint8 tensors: a family's files read once (the four seed data sets, a decoded image
 folder), split by the run's protocol, and fed in batches cut by index, with no per-image work."""
 
-from __future__ import annotations
-
 from typing import Any
 
 import torch

@@ -1,8 +1,6 @@
 """The LightningDataModule of every run: a source (images in memory, or streamed from shards) under one batching
 side (augmentation and normalisation on the device, batch sizes, the test split after every epoch)."""
 
-from __future__ import annotations
-
 import pytorch_lightning as pl
 import torch
 
@@ -16,6 +14,7 @@ class ImageData(pl.LightningDataModule):
         super().__init__()
         self.source, self.options = source, options
         self._batching: Batching | None = None
+        self._total_steps: int | None = None
 
     # --- what the model needs to know -------------------------------------------------------------------
     @property
@@ -95,7 +94,14 @@ class ImageData(pl.LightningDataModule):
         training = self.trainer is not None and self.trainer.training
         epoch = self.trainer.current_epoch if self.trainer is not None else 0
         parity = self.source.flip_parity if training and self.options.augment.flip == "alternate" else None
-        return self.batching(x, index, training, epoch, parity), y
+        progress = self._progress() if training and self.options.augment.sizes else 0.0
+        return self.batching(x, index, training, epoch, parity, progress), y
+
+    def _progress(self) -> float:
+        """The fraction of the run's optimizer steps done (Lightning's estimate of the whole, read once)."""
+        if self._total_steps is None:
+            self._total_steps = max(1, int(self.trainer.estimated_stepping_batches))
+        return self.trainer.global_step / self._total_steps
 
     def train_sample(self, n: int) -> torch.Tensor:
         """The first `n` training images as the network sees them in training, but not augmented: for

@@ -3,8 +3,6 @@
 classes of a folder, the counts a split can give) happen when the data is read, still before any training.
 """
 
-from __future__ import annotations
-
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -15,6 +13,7 @@ from cnnlab.checks.fields import (
     choice,
     integer,
     is_int,
+    is_number,
     non_negative_int,
     optional,
     per_channel,
@@ -25,6 +24,18 @@ from cnnlab.checks.options import Options, nested, option
 MAX_IMAGE_SIDE = 4096  # pixels: a larger data.image_size is a typo (100000 would need terabytes), not a data set
 
 
+def _stages(value: Any) -> tuple[tuple[float, int], ...]:
+    """`data.augment.sizes`: [[share of the training steps, side in pixels], ...]."""
+    if value is None or (isinstance(value, list | tuple) and not value):
+        return ()
+    if isinstance(value, list | tuple) and all(
+            isinstance(v, list | tuple) and len(v) == 2 and is_number(v[0]) and 0 < v[0] <= 1 and is_int(v[1])
+            and 0 < v[1] <= MAX_IMAGE_SIDE for v in value):
+        return tuple((float(share), side) for share, side in value)
+    raise ValueError("[[share, side], ...]: for each share of the training steps (0 < share <= 1, the shares adding "
+                     "up to 1) the image side to train at, e.g. [[0.5, 24], [0.5, 32]]; or null for none")
+
+
 @dataclass(frozen=True, kw_only=True)
 class AugmentOptions(Options):
     """`data.augment`: per-batch augmentation on the training device, never at evaluation."""
@@ -33,6 +44,23 @@ class AugmentOptions(Options):
     padding_mode: str = option(choice("zeros", "reflect"), "zeros", "what the crop pads with")
     flip: bool | str = option(choice(False, True, "alternate"), False, "horizontal flips: random or alternating")
     cutout: int = option(non_negative_int, 0, "side of a square set to the mean at a random place of each image")
+    sizes: tuple = option(Checker(_stages, ([[0, 24], [1, 32]], [[0.5, 24.5], [0.5, 32]], "24")), None,
+                          "progressive resizing: [[share, side], ...], e.g. [[0.5, 24], [0.5, 32]] trains the first "
+                          "half of the steps at 24 px (validation and test always at the images' own size)")
+
+    def validate(self) -> None:
+        total = sum(share for share, _ in self.sizes)
+        if self.sizes and abs(total - 1) > 1e-6:
+            raise OptionError(f"data.augment.sizes = {[list(s) for s in self.sizes]}: the shares of the training steps "
+                              f"add up to {total:g}; they must add up to 1 (e.g. [[0.5, 24], [0.5, 32]]).")
+
+    def side_at(self, progress: float) -> int | None:
+        """The side to train at when this fraction of the steps is done (None: the images' own)."""
+        for share, side in self.sizes:
+            if progress < share:
+                return side
+            progress -= share
+        return None
 
 
 def _labels(value: Any) -> tuple[int, ...] | None:

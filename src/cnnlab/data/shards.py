@@ -1,13 +1,6 @@
-"""A data set written once into litdata shards (`src/prepare.py`), and the checks a streamed run makes before reading.
-
-Layout of a shards folder: one litdata data set per split (`train/`, `val/`, `test/`, `train_eval/`, each an
-`index.json` and `chunk-*.bin` files) and `cnnlab.json`, written last, with what a run needs without reading any
-chunk: class names, input shape, how images are stored, the training split's channel statistics and the counts.
-Each item is `{"image": encoded file bytes (as found) or C x H x W uint8 pixels, "label": int, "index": int}`; the
-index is the image's position in its split (for augmentations that follow an image across epochs).
-"""
-
-from __future__ import annotations
+"""Shards written once by `src/prepare.py` and checked before a streamed run reads them: one litdata data set per split
+(`index.json`, `chunk-*.bin`) and `cnnlab.json`, written last (classes, input shape, storage, the training split's
+statistics, counts). An item is `{image: file bytes or C x H x W uint8, label, index}`, the index being its position."""
 
 import io
 import json

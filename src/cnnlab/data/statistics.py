@@ -1,8 +1,6 @@
 """Per-channel mean and standard deviation of uint8 images, exactly, from 256-bin histograms: for data=folder's
 training split and for prepare.py, which adds up the histograms of its writer tasks."""
 
-from __future__ import annotations
-
 import torch
 
 

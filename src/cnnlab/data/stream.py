@@ -1,12 +1,6 @@
-"""`data=stream data.root=SHARDS`: images streamed from shards written by `prepare.py`, never held in memory.
-
-litdata's `StreamingDataset` reads the chunks (shuffled per epoch, sharded across loader workers, ranks and nodes)
-and its `StreamingDataLoader` keeps the position in the epoch, which Lightning saves in every checkpoint: a resumed
-run continues mid-epoch. Images are decoded in the loader's workers; the batching side (augmentation,
-normalisation on the device) is every source's.
-"""
-
-from __future__ import annotations
+"""`data=stream data.root=SHARDS`: images streamed from prepare.py's shards, never held in memory. litdata's loader
+shuffles per epoch, shards across workers, ranks and nodes, and keeps its position in every checkpoint (a resumed
+run continues mid-epoch); decoding happens in its workers, the batching side is every source's."""
 
 import functools
 import logging

@@ -1,7 +1,5 @@
 """`arch.*`: the layer list (inline `layers`, or a file at `path`) at `width` and `depth`, parsed once."""
 
-from __future__ import annotations
-
 from dataclasses import dataclass
 from typing import Any
 

@@ -4,8 +4,6 @@ Both come from Keller Jordan's airbench, where they cut the epochs CIFAR-10 need
 Whitening needs data: `whiten_from_data` fits every whitening convolution to the images its input sees.
 """
 
-from __future__ import annotations
-
 import torch
 from torch import nn
 

@@ -1,7 +1,5 @@
 """Read a layer list from a file the user points to: YAML, JSON, or the seed's Python-literal list."""
 
-from __future__ import annotations
-
 import ast
 import json
 from pathlib import Path

@@ -1,7 +1,5 @@
 """The few torch modules the layer types need beyond torch.nn's own."""
 
-from __future__ import annotations
-
 import torch
 from torch import nn
 

@@ -1,13 +1,6 @@
-"""Width and depth multipliers: one layer list, many sizes (`arch.width=1.5`, `arch.depth=2`).
-
-`width` multiplies the `num_output` of every layer whose type widens (C and FC), rounded to a multiple of 8 (what
-vector units and channels_last kernels like); the T classifier keeps the data set's class count and a whitening
-convolution keeps the one filter per patch dimension it must have. `depth` multiplies the `times` of every REPEAT
-block. The result has no REPEAT left: it is the list that is built, shown in the layer table and stored in
-checkpoints.
-"""
-
-from __future__ import annotations
+"""Width and depth multipliers (`arch.width=1.5`, `arch.depth=2`): `width` multiplies the `num_output` of every type
+that widens, to a multiple of 8 (the classifier and whitening layers keep their own); `depth` multiplies every REPEAT
+block's `times`. The result, with no REPEAT left, is the list built, tabled and stored in checkpoints."""
 
 from cnnlab.checks.errors import ArchError
 from cnnlab.layers.spec import MAX_LAYERS, LayerSpec, layer_types

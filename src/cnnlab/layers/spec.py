@@ -5,8 +5,6 @@ Pure Python on purpose: a layer list is checked here before torch builds anythin
 in `layers/types/` (its record: fields, builder, description, how it scales, what Muon takes) and its README row.
 """
 
-from __future__ import annotations
-
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any

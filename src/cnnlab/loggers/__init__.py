@@ -2,8 +2,6 @@
 (a package, writable folders), how a sweep job's run is named, and what it receives: the whole config when the run
 starts, the report (figures, texts, files) when the test loop ends. A new logger is one adapter and its YAML."""
 
-from __future__ import annotations
-
 import importlib
 from collections.abc import Mapping
 from pathlib import Path

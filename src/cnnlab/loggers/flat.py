@@ -1,7 +1,5 @@
 """The config as flat key/value pairs, as dashboards with a parameter table take it."""
 
-from __future__ import annotations
-
 from typing import Any
 
 

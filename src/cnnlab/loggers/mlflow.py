@@ -1,8 +1,6 @@
 """logger=mlflow: a local SQLite store under outputs/mlflow/ by default, or any tracking server; the config as
 parameters, the report files (and with `log_model` the best checkpoint) as artifacts; one experiment per sweep."""
 
-from __future__ import annotations
-
 import os
 from pathlib import Path
 from typing import Any

@@ -1,7 +1,5 @@
 """logger=tensorboard: scalars per epoch, the config in the HParams view, the report's figures and texts."""
 
-from __future__ import annotations
-
 import os
 from pathlib import Path
 from textwrap import indent

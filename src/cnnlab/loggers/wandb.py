@@ -1,8 +1,6 @@
 """logger=wandb: Weights & Biases (offline with WANDB_MODE=offline): the config, figures, report table and files; one
 run per job, in a group per sweep, each closed with `wandb.finish()` so that the jobs of a sweep never merge."""
 
-from __future__ import annotations
-
 from pathlib import Path
 from typing import Any
 

@@ -1,13 +1,6 @@
-"""Batch-level mixing regularisers, on the training device: mixup and cutmix (`model.mixup`, `model.cutmix`).
-
-Each is torchvision's batch transform (`transforms.v2.MixUp`, `CutMix`): one mixing weight per batch, drawn from
-Beta(alpha, alpha), each image paired with its neighbour in the (shuffled) batch; labels become the mixed one-hot
-targets that cross-entropy takes as probabilities (label smoothing still applies). `share` is the fraction of
-training batches each one mixes; the rest train as they are. The draws come from torch's CPU generator (seeded,
-saved in checkpoints), so they cost no device read and a resumed run mixes as the uninterrupted one would.
-"""
-
-from __future__ import annotations
+"""Batch-level mixing on the training device (`model.mixup`, `model.cutmix`): torchvision's MixUp and CutMix on the
+`share` of training batches each is given, labels becoming mixed one-hot targets. The draws come from torch's seeded
+CPU generator (saved in checkpoints): no device read, and a resumed run mixes as the uninterrupted one would."""
 
 from typing import Any
 

@@ -5,8 +5,6 @@ which is exactly the optimizer's (coupled) `weight_decay`; it is applied there, 
 the parameters is spent per step and the logged loss is the data loss alone.
 """
 
-from __future__ import annotations
-
 import inspect
 from collections.abc import Callable
 from typing import Any
@@ -24,7 +22,7 @@ from cnnlab.model.mixing import Mixer
 from cnnlab.model.options import CUDA_GRAPH_MODES, ModelOptions
 from cnnlab.model.tta import vote
 from cnnlab.optim import MATRIX, decay_kwargs, optimizer_name, wants_matrices
-from cnnlab.schedules import is_per_step
+from cnnlab.schedules import takes_total_steps
 
 EVAL_SPLITS = ("test", "train_eval")  # test dataloaders, in order: the test split, the training set unaugmented
 VAL_SPLITS = ("val", "test_epoch")  # validation dataloaders: the validation split, the test split if monitored
@@ -230,9 +228,12 @@ class LayerListClassifier(pl.LightningModule):
     def configure_optimizers(self):
         if self.optimizer_factory is None:
             raise ConfigError("no optimizer configured; choose one with optim=adam|sgd|rmsprop|gd.")
-        factory = self.optimizer_factory
+        factory, schedule = self.optimizer_factory, self.scheduler_factory
+        per_step = [f for f in (factory, schedule) if f is not None and takes_total_steps(f)]
+        total = int(self.trainer.estimated_stepping_batches) if per_step and self._trainer is not None else 0
+        steps = {"total_steps": total} if factory in per_step else {}  # Muon's momentum warm-up
         optimizer = factory(params=self._param_groups(), **fused_kwargs(factory, self.device),
-                            **decay_kwargs(factory, self.options.reg))
+                            **decay_kwargs(factory, self.options.reg), **steps)
         scale = self.options.bn_bias_lr_scale
         for group in optimizer.param_groups:
             if group.get("lr_scale", 1.0) != 1.0:  # airbench: the product lr x weight decay stays the same
@@ -240,8 +241,7 @@ class LayerListClassifier(pl.LightningModule):
                 group["weight_decay"] = group.get("weight_decay", 0.0) / scale
         if self.scheduler_factory is None:
             return optimizer
-        if is_per_step(self.scheduler_factory):
-            total = int(self.trainer.estimated_stepping_batches)
+        if schedule in per_step:
             schedule = {"scheduler": self.scheduler_factory(optimizer=optimizer, total_steps=total), "interval": "step"}
         else:
             schedule = {"scheduler": self.scheduler_factory(optimizer=optimizer), "interval": "epoch"}

@@ -1,7 +1,5 @@
 """`model.*`: the LightningModule's options (conf/model/), shared by train.py and search.py trials."""
 
-from __future__ import annotations
-
 from dataclasses import dataclass
 from typing import Any
 

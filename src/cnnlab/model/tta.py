@@ -1,7 +1,5 @@
 """Test-time augmentation: several views of each test image vote with their logits (`model.tta`)."""
 
-from __future__ import annotations
-
 from collections.abc import Callable, Sequence
 
 import torch

@@ -1,8 +1,6 @@
 """The report as console text: training error, test error, confusion matrix, classification report (the seed's
 closing block). Printed last by the run and saved as summary.txt."""
 
-from __future__ import annotations
-
 from cnnlab.report.value import Report
 
 

@@ -1,8 +1,6 @@
 """The report's figures, drawn once as PNG bytes that the files and every dashboard share: the seed's curves (loss
 and error rate per epoch, train and validation) and the test confusion matrix."""
 
-from __future__ import annotations
-
 import io
 
 from cnnlab.report.value import Report

@@ -1,8 +1,6 @@
 """The report's files in the run directory: confusion_matrix.csv and .png, classification_report.txt and .json,
 curves.png (when there are training epochs to draw), summary.txt."""
 
-from __future__ import annotations
-
 import csv
 import json
 from pathlib import Path

@@ -1,8 +1,6 @@
 """The run's report as one value: the final metrics, the test confusion matrix, the per-class report and the curve
 data. Made once, where the test loop ends (global rank 0), and handed to the sinks: files, dashboards, console."""
 
-from __future__ import annotations
-
 import math
 from dataclasses import dataclass, field
 from pathlib import Path

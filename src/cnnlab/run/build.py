@@ -2,8 +2,6 @@
 callbacks, loggers, Trainer); train.py, search trials and the benchmarks all use it. It checks nothing the plan has
 checked and reads no data (a folder's structure and a shards folder's description excepted)."""
 
-from __future__ import annotations
-
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -50,6 +48,7 @@ def build(plan: TrainPlan, datamodule: pl.LightningDataModule | None = None,
     datamodule = datamodule or make_datamodule(plan.data, plan.data_dir)
     optimisation = plan.optimisation
     check_size(plan.arch.specs, datamodule.info, plan.data.batch_size)
+    check_resizing(plan.arch.specs, datamodule.info, plan.data.augment.sizes)
     plan.model.check_input(datamodule.info.input_shape)
     model = LayerListClassifier(plan.arch.raw, {**datamodule.info.to_dict(), "config": plan.data_config},
                                 plan.model, optimizer=optimisation.optimizer, scheduler=optimisation.scheduler)
@@ -83,6 +82,31 @@ def check_size(specs, info, batch_size: int) -> None:
                           f"{'x'.join(map(str, info.input_shape))} inputs, batch {batch_size}); this machine has "
                           f"{memory / 2**30:,.0f} GiB: lower arch.width or the layers' num_output, or "
                           "data.batch_size.")
+
+
+def check_resizing(specs, info, sizes) -> None:
+    """Progressive resizing (`data.augment.sizes`) needs sides the images have, and a network whose weights fit every
+    side: a global pool before the classifier, not a flatten of a map of fixed size."""
+    import torch
+
+    from cnnlab.checks.errors import ArchError
+    from cnnlab.layers.build import Network
+
+    (c, h, w), n = info.input_shape, info.num_classes
+    with torch.device("meta"):  # shapes only: nothing is allocated
+        full = [p.shape for p in Network(list(specs), (c, h, w), n).parameters()]
+        for _, side in sizes:
+            if side > min(h, w):
+                raise ConfigError(f"data.augment.sizes: side {side} is larger than the {h}x{w} images; progressive "
+                                  f"resizing trains at smaller sides (at most {min(h, w)}) before the images' own.")
+            try:
+                weights = [p.shape for p in Network(list(specs), (c, side, round(w * side / h)), n).parameters()]
+            except ArchError as err:
+                raise ConfigError(f"data.augment.sizes: at side {side}, {err}") from None
+            if weights != full:
+                raise ConfigError(f"data.augment.sizes: at side {side} the layer list needs other weights than at "
+                                  f"{h}x{w} (a flatten before FC or T sees another map); end the convolutions with "
+                                  "{type: GAP} to train at several sizes.")
 
 
 def make_trainer(options: TrainerOptions, logger_configs: dict[str, dict], callback_configs: dict[str, dict],

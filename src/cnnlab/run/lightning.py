@@ -1,18 +1,7 @@
-"""Workarounds for Lightning behaviour, in one place; each says what it works around.
-
-- `quiet_lightning`: tips and warnings that do not apply to how cnnlab runs Lightning (among them the warning that
-  a mid-epoch resume is unreliable: cnnlab's loaders resume exactly).
-- `continue_csv`: under ddp_fork/ddp_spawn, fit and test run in child processes, and a CSV writer made in a child
-  deletes the metrics.csv that fit wrote, or rewrites it without the columns it does not know.
-- `carry_history`: a resumed run's new folder starts its metrics.csv with the old run's epochs (Lightning starts
-  a new file).
-- `Forked`: under ddp_fork/ddp_spawn fit and test run in child processes; Lightning sends back only the weights and
-  the metrics, so the curves (after fit) and the report (after test) ride along (the launcher's documented
-  `get_extra_results` / `update_main_process_results`).
-- `best_checkpoint`: Lightning's `ckpt_path="best"` needs exactly one monitored checkpoint callback.
-"""
-
-from __future__ import annotations
+"""Workarounds for Lightning behaviour, in one place, each saying what it works around: tips and warnings that do not
+apply to cnnlab (`quiet_lightning`), a CSV writer made in a forked child that would delete or rewrite metrics.csv
+(`continue_csv`), a resumed run's new folder that would start metrics.csv empty (`carry_history`), curves and report
+that forked children would not send back (`Forked`), `ckpt_path="best"` that wants one monitored checkpoint."""
 
 import csv
 import logging

@@ -1,8 +1,6 @@
 """`ckpt_path=`: a checkpoint to continue from must be cnnlab's, of the same layer list, data config and optimizer,
 with epochs left to train."""
 
-from __future__ import annotations
-
 from pathlib import Path
 from typing import Any
 

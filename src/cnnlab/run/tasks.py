@@ -1,7 +1,5 @@
 """What `train.py` and `eval.py` do with their checked plans: fit, test, report, and say where the time went."""
 
-from __future__ import annotations
-
 import json
 import logging
 import sys

@@ -4,8 +4,6 @@ that trains it: `python src/train.py --config-dir <study> experiment=best_experi
 (its epochs and seed, the same torch thread count) that command gives the trial's validation accuracy; with
 `trainer.max_epochs=...` it trains the winner at full length. Copy the file to conf/experiment/ to ship it."""
 
-from __future__ import annotations
-
 import re
 from pathlib import Path
 from typing import Any

@@ -1,8 +1,6 @@
 """What a search leaves in its study folder: trials.csv, best_arch.yaml, top_layer_lists.txt, plots, and the
 console summary. Everything is read back from the study, so any agent (and a resumed study) gets the same."""
 
-from __future__ import annotations
-
 import csv
 import logging
 from pathlib import Path

@@ -1,8 +1,6 @@
 """`python src/search.py`: the study's options, its space, agent and pruner (each a registry's kind), and the training
 setup every trial shares, checked into a plan before the first trial."""
 
-from __future__ import annotations
-
 import dataclasses
 from dataclasses import dataclass
 from pathlib import Path

@@ -3,8 +3,6 @@ knobs (a recipe), train each with the same plan-and-build path as `train.py`, an
 The space, the agent (which sampler draws) and the pruner (which trials stop early) are kinds of their registries
 (`spaces/`, `agents/`, `pruners/`). Trials run in this process or in `n_workers` processes (`workers.py`)."""
 
-from __future__ import annotations
-
 import dataclasses
 import logging
 import math

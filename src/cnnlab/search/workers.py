@@ -1,15 +1,7 @@
-"""Trials side by side (`n_workers=N`): each worker a process of its own that asks the shared study for a trial,
-trains it and tells the result, none waiting for another; the machine's cores divided among them.
-
-Crash-safe: a trial records the worker running it (host and pid). A trial whose worker is gone (killed, or the whole
-search with it) is marked failed with the reason, and its parameters are queued again as a new trial, which the next
-free worker takes: run the same command again after a crash and the study goes on to exactly `n_trials` finished
-trials, none lost, none run twice, none left running. A lock file in the study folder makes "count, then ask"
-atomic among the workers of one machine; a trial asked beyond the budget anyway (workers on several machines) is
-told failed before it trains.
-"""
-
-from __future__ import annotations
+"""Trials side by side (`n_workers=N`): each worker a process that asks the shared study for a trial, trains it and
+tells the result, the cores divided among them. Crash-safe: a trial whose worker is gone (host and pid recorded) is
+failed with the reason and its parameters queued again, so the same command after a crash ends with exactly
+`n_trials` finished trials; a lock file makes "count, then ask" atomic among the workers of one machine."""
 
 import contextlib
 import fcntl

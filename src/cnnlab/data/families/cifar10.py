@@ -1,7 +1,5 @@
 """CIFAR-10 in torchvision's layout (`cifar-10-batches-py/`), read without running pickled code."""
 
-from __future__ import annotations
-
 from pathlib import Path
 
 import numpy as np

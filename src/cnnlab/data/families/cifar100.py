@@ -1,7 +1,5 @@
 """CIFAR-100 in torchvision's layout (`cifar-100-python/`): CIFAR-10's reader with the 100 fine classes."""
 
-from __future__ import annotations
-
 from cnnlab.data.families.cifar10 import CIFAR10
 
 CIFAR100_CLASSES = (

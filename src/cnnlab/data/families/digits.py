@@ -1,7 +1,5 @@
 """scikit-learn's 1,797 handwritten digits (8x8, 17 grey levels): real data that ships with the package."""
 
-from __future__ import annotations
-
 from pathlib import Path
 
 from cnnlab.data.family import Family

@@ -8,8 +8,6 @@
 Usage Training / PublicTest / PrivateTest become the train / val / test splits.
 """
 
-from __future__ import annotations
-
 import csv
 import gzip
 import io

@@ -7,8 +7,6 @@ mode) are decoded once with Pillow, in parallel, into the in-memory uint8 path e
 The folder structure is checked when the module is made, before anything is decoded.
 """
 
-from __future__ import annotations
-
 import logging
 import math
 from collections import Counter

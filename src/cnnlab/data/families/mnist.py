@@ -1,7 +1,5 @@
 """MNIST in torchvision's layout: `<data_dir>/MNIST/raw/{train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz]`."""
 
-from __future__ import annotations
-
 from cnnlab.checks.errors import DataError
 from cnnlab.data.family import DownloadOptions, Family
 from cnnlab.data.files import check_labels, find, missing, read_idx

@@ -1,8 +1,6 @@
 """`data=stream data.root=SHARDS`: shards written once by `prepare.py`, streamed (`cnnlab.data.stream`). The shards
 fix the splits, classes and statistics; the config may state the classes and size it expects."""
 
-from __future__ import annotations
-
 from dataclasses import dataclass
 from pathlib import Path
 

@@ -1,7 +1,5 @@
 """A: an activation on its own (for orders such as conv -> pool -> BN -> activation)."""
 
-from __future__ import annotations
-
 from cnnlab.checks.fields import Field, choice
 from cnnlab.layers.spec import ACTIVATIONS, LayerSpec, LayerType, register
 

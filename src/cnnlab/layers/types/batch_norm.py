@@ -1,7 +1,5 @@
 """BN: batch norm on its own (2-D on images, 1-D after flattening)."""
 
-from __future__ import annotations
-
 from cnnlab.checks.fields import Field, boolean, fraction
 from cnnlab.layers.spec import LayerSpec, LayerType, register
 

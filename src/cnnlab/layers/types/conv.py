@@ -1,7 +1,5 @@
 """C: 2-D convolution, then [batch norm], activation and dropout; TensorFlow's SAME padding by default."""
 
-from __future__ import annotations
-
 from cnnlab.checks.fields import Field, boolean, choice, pair, positive_int
 from cnnlab.layers.spec import ACTIVATION, BATCH_NORM, BIAS, DROP_OUT, PADDING, LayerSpec, LayerType, register
 

@@ -1,7 +1,5 @@
 """FC: a dense layer (its input flattened first), then [batch norm], activation and dropout."""
 
-from __future__ import annotations
-
 from cnnlab.checks.fields import Field, positive_int
 from cnnlab.layers.spec import ACTIVATION, BATCH_NORM, BIAS, DROP_OUT, LayerSpec, LayerType, register
 

@@ -1,7 +1,5 @@
 """DO: dropout on its own."""
 
-from __future__ import annotations
-
 from cnnlab.checks.fields import Field, percent
 from cnnlab.layers.spec import LayerSpec, LayerType, register
 

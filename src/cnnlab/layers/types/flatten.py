@@ -1,7 +1,5 @@
 """F: flatten."""
 
-from __future__ import annotations
-
 from cnnlab.layers.spec import LayerSpec, LayerType, register
 
 

@@ -1,7 +1,5 @@
 """GAP: global average pooling, which flattens."""
 
-from __future__ import annotations
-
 from cnnlab.layers.spec import LayerSpec, LayerType, register
 
 

@@ -1,8 +1,6 @@
 """P: max or average pooling, then dropout. SAME padding as TensorFlow pads it: max pooling with -inf, average
 pooling over the real pixels only."""
 
-from __future__ import annotations
-
 from cnnlab.checks.fields import Field, choice, optional, pair
 from cnnlab.layers.spec import DROP_OUT, PADDING, LayerSpec, LayerType, register
 

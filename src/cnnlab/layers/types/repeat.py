@@ -1,7 +1,5 @@
 """REPEAT: its layers, `times` times in a row; unrolled before building (arch.depth multiplies `times`)."""
 
-from __future__ import annotations
-
 from cnnlab.checks.fields import Field, positive_int
 from cnnlab.layers.spec import LayerSpec, LayerType, layer_list, register
 

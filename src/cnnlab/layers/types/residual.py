@@ -1,9 +1,7 @@
 """R: a residual block, activation(layers(x) + x); the input goes through a strided 1x1 convolution (with batch
 norm if the block has any) when the block changes the shape."""
 
-from __future__ import annotations
-
-from cnnlab.checks.fields import Field
+from cnnlab.checks.fields import Field, choice
 from cnnlab.layers.spec import LayerSpec, LayerType, activation, layer_list, register
 
 
@@ -11,7 +9,8 @@ def describe(spec: LayerSpec) -> str:
     from cnnlab.layers.spec import describe as one
 
     inner = "; ".join(f"{s.type} {one(s)}".strip() for s in spec["layers"])
-    return f"[{inner}] + input" + (f", {spec['activation']}" if spec["activation"] else "")
+    shortcut = " (avgpool shortcut)" if spec["shortcut"] == "avgpool" else ""
+    return f"[{inner}] + input{shortcut}" + (f", {spec['activation']}" if spec["activation"] else "")
 
 
 def _projection(spec: LayerSpec, shape, out, ctx):
@@ -35,8 +34,12 @@ def _projection(spec: LayerSpec, shape, out, ctx):
     if None in strides:
         raise ctx.fail(spec, f"no 1x1 strided projection maps {shape[1]}x{shape[2]} to {out[1]}x{out[2]}; "
                              "use padding: same inside residual blocks")
+    modules: list[nn.Module] = []
+    if spec["shortcut"] == "avgpool" and strides != [1, 1]:  # ResNet-D: every pixel counts, not one in stride**2
+        modules.append(nn.AvgPool2d(strides, strides, ceil_mode=True, count_include_pad=False))
+        strides = [1, 1]
     conv = nn.Conv2d(shape[0], out[0], 1, tuple(strides), bias=False)
-    modules: list[nn.Module] = [conv]
+    modules.append(conv)
     if any(s.args.get("batch_norm") or s.type == "BN" for s in spec["layers"]):
         modules.append(nn.BatchNorm2d(out[0]))
     return sequence(modules), 2 * shape[0] * out[0] * out[1] * out[2], [conv.weight]
@@ -64,6 +67,8 @@ register(LayerType(
     {
         "layers": Field(layer_list, help="the block's own layer list (no T)"),
         "activation": Field(activation, "relu", "activation after the sum"),
+        "shortcut": Field(choice("conv", "avgpool"), "conv", "when the shape changes: a strided 1×1 convolution "
+                                                             "(conv), or ResNet-D's average pool then a 1×1 (avgpool)"),
     },
     build, describe, nested=True,
 ))

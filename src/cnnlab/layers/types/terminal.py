@@ -1,7 +1,5 @@
 """T: the terminal dense layer, one output per class of the data set (never written in the list); last."""
 
-from __future__ import annotations
-
 from cnnlab.checks.fields import Field, choice, positive_number
 from cnnlab.layers.spec import BIAS, LayerSpec, LayerType, register
 

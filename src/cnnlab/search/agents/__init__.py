@@ -2,8 +2,6 @@
 an `Agent` with its options: `tpe` (Optuna's default), `random`, `evolution` (regularized evolution; NSGA-II for
 several objectives), `qlearning` (MetaQNN's agent, for layer-by-layer spaces)."""
 
-from __future__ import annotations
-
 from dataclasses import dataclass
 from typing import Any, ClassVar
 

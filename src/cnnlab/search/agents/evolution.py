@@ -1,15 +1,7 @@
-"""`agent=evolution`: regularized evolution (Real, Aggarwal, Huang, Le, AAAI 2019) as an Optuna sampler.
-
-A population of the `population` most recently finished trials (the older ones retire, however good they were); a
-new trial draws `tournament` members at random, takes the best as its parent, and changes one of the parent's
-choices: a width, kernel, stride, pooling, activation, dropout, a block or FC layer more or less, or a recipe
-value, whatever the space names its parameters. Until the population is full, trials are drawn at random. Its
-memory is the study, so a resumed study or many workers sharing one continue the same evolution. A child's list is
-built by the same layer builders as any other before it trains: a mutation that does not fit the input is refused,
-never trained. Studies with several objectives use Optuna's NSGA-II instead.
-"""
-
-from __future__ import annotations
+"""`agent=evolution`: regularized evolution (Real et al., AAAI 2019) as an Optuna sampler. The parent is the best of
+`tournament` members drawn from the `population` most recently finished trials (older ones retire); the child changes
+one of its choices. Until the population is full, trials are random. Its memory is the study (resumes and workers
+continue it); an illegal child is refused by the layer builders, never trained. Several objectives: NSGA-II."""
 
 import random
 from dataclasses import dataclass

@@ -1,19 +1,8 @@
-"""MetaQNN's agent (Baker, Gupta, Naik, Raskar, ICLR 2017) as an Optuna sampler: `python src/search.py
-agent=qlearning`.
-
-The agent picks a layer list one action at a time (see `sequential.py`), epsilon-greedy on a table of Q-values.
-Its memory is the study itself: the Q-values are recomputed from the study's finished trials, replayed in the
-order they finished (each new trial adds its path to the replay memory, then `replay` paths drawn from it are
-updated, with random draws seeded by the trial), so a resumed study, or many workers sharing one storage,
-continue with the same agent. The update is MetaQNN's, in reverse order along a path:
-
-    Q(s_T, a_T) <- (1 - alpha) Q(s_T, a_T) + alpha * reward
-    Q(s_i, a_i) <- (1 - alpha) Q(s_i, a_i) + alpha * (r_i + gamma * max_a Q(s_i+1, a))     (r_i = 0)
-
-with the validation accuracy as the reward, alpha 0.01 and gamma 1 by default.
-"""
-
-from __future__ import annotations
+"""MetaQNN's agent (Baker et al., ICLR 2017) as an Optuna sampler (`agent=qlearning`): a layer list one action at a
+time (`spaces/sequential.py`), epsilon-greedy on Q-values. Its memory is the study: the Q-values are replayed from the
+finished trials in the order they finished (each path once, then `replay` paths drawn from memory, seeded by the
+trial), so a resumed study or many workers continue the same agent. MetaQNN's update, backwards along a path:
+Q(s_T, a_T) += alpha (reward - Q); Q(s_i, a_i) += alpha (gamma max_a Q(s_i+1, a) - Q), reward = validation accuracy."""
 
 import logging
 import random

@@ -2,8 +2,6 @@
 options: `median` (the default in conf/search.yaml), `hyperband`, `none`. Optuna prunes single-objective studies
 only; the fidelity is epochs trained. `pruner=null` is no pruning too."""
 
-from __future__ import annotations
-
 from dataclasses import dataclass
 from typing import Any, ClassVar
 

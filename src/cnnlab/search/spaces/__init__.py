@@ -2,8 +2,6 @@
 training run. One module per kind registers a `Space` subclass with its options: `template` (conv blocks and FC
 layers), `sequential` (MetaQNN's layer by layer), `recipe` (a shipped experiment's knobs)."""
 
-from __future__ import annotations
-
 import dataclasses
 import functools
 from dataclasses import dataclass

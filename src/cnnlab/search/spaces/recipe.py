@@ -4,8 +4,6 @@ config group (`optim: [sgd, muon]`), each a list of choices or a range. A trial'
 `python src/train.py experiment=<base> <knobs>` would be; before the first trial every knob's name and values are
 checked the same way."""
 
-from __future__ import annotations
-
 import dataclasses
 from dataclasses import dataclass
 from pathlib import Path

@@ -5,8 +5,6 @@ legal there, so any Optuna sampler (random, TPE, or the Q-learning agent) walks 
 list is ever drawn: the shapes come from cnnlab's own layer builders.
 """
 
-from __future__ import annotations
-
 import itertools
 from dataclasses import dataclass
 from pathlib import Path

@@ -1,8 +1,6 @@
 """`kind: template` (conf/search/cnn_small.yaml): blocks of [C (+BN) -> activation -> pool -> dropout], then FC
 layers, every choice a named Optuna parameter, plus the optimiser's lr, reg and batch size."""
 
-from __future__ import annotations
-
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
