@@ -17,7 +17,7 @@ SMALL = [{"type": "C", "num_output": 4, "kernel_size": 3}, {"type": "GAP"}, {"ty
 
 def test_warmup_linear_rises_then_decays_to_final():
     opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
-    sched = warmup_linear(opt, total_steps=100, warmup=0.1, final=0.0)
+    sched = warmup_linear(opt, total_steps=100, warmup=0.1, final=0.0, start=0.0)
     lrs = []
     for _ in range(100):
         lrs.append(opt.param_groups[0]["lr"])
@@ -47,7 +47,7 @@ def _fit(scheduler, tmp_path, **model_options):
 
 
 def test_per_step_schedules_get_the_run_length_and_step_every_batch(tmp_path):
-    trainer, _, _ = _fit(functools.partial(one_cycle, max_lr=0.1), tmp_path)
+    trainer, _, _ = _fit(functools.partial(one_cycle, max_lr=0.1, pct_start=0.25), tmp_path)
     config = trainer.lr_scheduler_configs[0]
     assert config.interval == "step" and config.scheduler.total_steps == 10
     assert config.scheduler.last_epoch == 10  # stepped after each of the 10 batches

@@ -176,18 +176,17 @@ def test_a_long_trial_says_how_it_goes_at_most_once_a_minute(caplog):
 
     import torch
 
-    from cnnlab.search.study import _Pruning
+    from cnnlab.search.trial import Fidelity
 
     trial = optuna.create_study().ask()
-    callback = _Pruning(trial, report=True)
+    callback = Fidelity("epochs", 9, trial)
     trainer = SimpleNamespace(sanity_checking=False, callback_metrics={"val/err": torch.tensor(0.25)},
                               current_epoch=0, max_epochs=9, should_stop=False)
     with caplog.at_level("INFO", logger="cnnlab.search"):
         callback.on_validation_end(trainer, None)  # within the first minute: nothing said
-        callback.said -= 61
+        callback._said -= 61
         trainer.current_epoch = 1
         callback.on_validation_end(trainer, None)
         callback.on_validation_end(trainer, None)  # said a moment ago: nothing again
     lines = [r.getMessage() for r in caplog.records if r.name == "cnnlab.search"]
-    assert lines == [f"trial {trial.number}: epoch 2 of 9, validation error 0.2500 (best 0.2500)"]
-    assert trial.storage.get_trial(trial._trial_id).intermediate_values == {1: 0.25, 2: 0.25}
+    assert lines == [f"trial {trial.number}: 2 of 9 epochs, validation error 0.2500 (best 0.2500)"]

@@ -13,7 +13,7 @@ from pathlib import Path
 from hydra.experimental.callback import Callback
 
 from cnnlab.checks.errors import CnnlabError
-from cnnlab.compose import CONFIG_DIR, ROOT, reworded
+from cnnlab.compose import CONFIG_DIR, ROOT, null_group, reworded
 
 FLAGS = {"--cfg", "-c", "--hydra-help", "--info", "-i", "--shell-completion", "-sc"}
 
@@ -50,17 +50,6 @@ def run(config_name: str, task: Callable) -> None:
 
 def full_error() -> bool:
     return os.environ.get("CNNLAB_FULL_ERROR", os.environ.get("HYDRA_FULL_ERROR")) == "1"
-
-
-def null_group(arg: str) -> str:
-    """`logger=null` (or none) -> `~logger` for a config group of conf/; anything else as typed. A group with an
-    entry of that name (`pruner=none`) takes the entry."""
-    key, sep, value = arg.partition("=")
-    group = Path(CONFIG_DIR) / key
-    if (sep and value.lower() in ("null", "none") and key.isidentifier() and group.is_dir()
-            and not (group / f"{value}.yaml").is_file()):
-        return f"~{key}"
-    return arg
 
 
 def in_multirun() -> bool:

@@ -26,7 +26,7 @@ def compose(config_name: str, *overrides: str, raw: bool = False, choices: dict[
     GlobalHydra.instance().clear()
     try:
         with initialize_config_dir(CONFIG_DIR, version_base="1.3"):
-            cfg = hydra_compose(config_name, list(overrides), return_hydra_config=True)
+            cfg = hydra_compose(config_name, [null_group(o) for o in overrides], return_hydra_config=True)
         HydraConfig.instance().set_config(cfg)  # ${hydra:runtime.choices...} resolve as in a real run
         if choices is not None:
             choices.update({k: v for k, v in cfg.hydra.runtime.choices.items()
@@ -41,6 +41,17 @@ def compose(config_name: str, *overrides: str, raw: bool = False, choices: dict[
     finally:
         restore_gh_from_backup(backup)
         HydraConfig.instance().cfg = before
+
+
+def null_group(arg: str) -> str:
+    """`logger=null` (or none) -> `~logger` for a config group of conf/; anything else as typed. A group with an
+    entry of that name (`pruner=none`) takes the entry."""
+    key, sep, value = arg.partition("=")
+    group = Path(CONFIG_DIR) / key
+    if (sep and value.lower() in ("null", "none") and key.isidentifier() and group.is_dir()
+            and not (group / f"{value}.yaml").is_file()):
+        return f"~{key}"
+    return arg
 
 
 def plain(cfg: Any) -> dict[str, Any]:
@@ -73,6 +84,11 @@ def reworded(err: BaseException, overrides: list[str] = ()) -> str:
     if first.startswith("Could not override '"):
         given = text.splitlines()[-1].split("use +", 1)[-1]
         return unknown_option(first.split("'")[1], err.__cause__, given)
+    if first.startswith("Error merging override "):  # search.lr=[0.1] where search.lr is a range
+        given = first.removeprefix("Error merging override ")
+        key = given.split("=")[0].lstrip("+~")
+        return (f"{given}: {key} holds a value of another kind (a mapping, a list or a number), which an assignment "
+                f"cannot replace; delete it first: ~{key} +{given}")
     if first.startswith("Could not append to config. An item is already at '"):
         key = first.split("'")[1]
         return f"{key} exists already: set it without the '+', e.g. {key}=..."

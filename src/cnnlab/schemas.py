@@ -55,7 +55,8 @@ def catalog(entry_point: str) -> list[Group]:
         from cnnlab.search.pruners import Pruner
         from cnnlab.search.spaces import Space
 
-        kinds = [Group("search.", kind.Options, f"`search.*` of a `kind: {name}` space", None, f"search kind {name}")
+        kinds = [Group("search.", kind.Options, f"`search.*` of a `kind: {name}` space", f"schema/search/{name}",
+                       f"search kind {name}")
                  for name, kind in Space.kinds().items()]
         kinds += [Group(f"{registry.group}.", kind.Options, f"`{registry.group}={name}`",
                         f"schema/{registry.group}/{name}", f"{registry.group}={name}")
@@ -99,8 +100,9 @@ def rows(options: type[Options], prefix: str, values: Options | None = None,
         declared = field.metadata.get("field")
         if declared is None or field.name in skip:
             continue
-        default = getattr(values, field.name) if values is not None else \
-            None if declared.required else declared.check(declared.default)
+        interpolated = isinstance(declared.default, str) and "${" in declared.default  # resolved at compose time
+        default = getattr(values, field.name) if values is not None else None if declared.required else \
+            declared.default if interpolated else declared.check(declared.default)
         inner = getattr(declared.check, "group", None)
         if inner is not None:
             yield from rows(inner, f"{prefix}{field.name}.", default, skip)
@@ -130,7 +132,8 @@ def register(entry_point: str) -> None:
         folder, _, name = group.schema.rpartition("/")
         if group.schema == "schema/trainer":
             node = trainer_schema()
-        elif folder in ("schema/root", "schema/callbacks"):  # merged beside other keys: plain values
+        elif folder in ("schema/root", "schema/callbacks", "schema/search"):  # plain values: merged beside other
+            # keys, and a search dimension may turn from a range into a list (`~search.lr +search.lr=[0.1]`)
             node = group.options.defaults()
         else:
             node = group.options.schema()

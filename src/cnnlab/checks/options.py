@@ -16,7 +16,7 @@ from cnnlab.checks.fields import REQUIRED, Checker, Field, OptionError, read
 def option(check: Checker, default: Any = REQUIRED, help: str = "") -> Any:
     """A dataclass field for an Options class: checked by `check`, `default` as a user would write it."""
     meta = {"field": Field(check, default, help)}
-    if default is REQUIRED:
+    if default is REQUIRED or (isinstance(default, str) and "${" in default):  # an interpolation: checked resolved
         return dataclasses.field(metadata=meta)
     normal = check(copy.deepcopy(default))
     if normal.__class__.__hash__ is None:  # a list or dict in normal form: each instance gets its own copy

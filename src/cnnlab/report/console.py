@@ -46,8 +46,13 @@ def summary(report: Report) -> str:
         f"training error rate: {report.pct('train_eval/err')}   (training set, evaluation mode)",
         f"test error rate:     {report.pct('test/err')}   (test accuracy {report.pct('test/acc')}, "
         f"{report.images} images)",
-        "",
     ]
+    val = report.history.get("val/acc") or {}
+    if val:  # the last epoch's and the best: a search ranks a trial by its best
+        best = max(val, key=lambda e: (val[e], -e))
+        head.append(f"validation accuracy: {100 * val[max(val)]:.2f}% after the last epoch, best {100 * val[best]:.2f}%"
+                    f" (epoch {best + 1})")
+    head.append("")
     if len(report.class_names) <= FULL_UP_TO:
         body = ["confusion matrix (rows: true, columns: predicted)",
                 format_confusion(report.confusion, report.class_names), "", "classification report",

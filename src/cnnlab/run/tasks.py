@@ -33,7 +33,12 @@ def scalars(trainer: pl.Trainer) -> dict[str, float]:
 
 
 def write_results(out: Path, metrics: dict[str, float], trainer: pl.Trainer) -> None:
-    """results.json: the final metrics of every split and where the wall time went, for sweeps and scripts."""
+    """results.json: the final metrics of every split, the best validation accuracy and its epoch (what a search
+    ranks a trial by), and where the wall time went, for sweeps and scripts."""
+    history = getattr(trainer.lightning_module, "history", {}).get("val/acc") or {}
+    if history:
+        epoch = max(history, key=lambda e: (history[e], -e))
+        metrics |= {"val/best_acc": history[epoch], "val/best_epoch": epoch + 1}
     timing = next((c for c in trainer.callbacks if isinstance(c, Timing)), None)
     if timing is not None:
         metrics |= timing.times | {"time/total_s": round(process_age(), 3)}
@@ -134,7 +139,7 @@ def record_stop(message: str, status: str = "failed") -> None:
     from hydra.core.hydra_config import HydraConfig
 
     log_to_file(message)
-    if not HydraConfig.initialized():
+    if not HydraConfig.initialized() or HydraConfig.get().job.name == "search":  # a study's folder keeps its own
         return
     out = Path(HydraConfig.get().runtime.output_dir)
     if out.is_dir() and not (out / "results.json").exists():

@@ -1,8 +1,9 @@
-"""The hand-over: the best trial as an experiment file, `<study>/experiment/best_experiment.yaml`, with its layer list
-and every value it trained with that differs from train.py's defaults for its config groups, and the one command
-that trains it: `python src/train.py --config-dir <study> experiment=best_experiment`. At the trial's own fidelity
-(its epochs and seed, the same torch thread count) that command gives the trial's validation accuracy; with
-`trainer.max_epochs=...` it trains the winner at full length. Copy the file to conf/experiment/ to ship it."""
+"""The hand-over: a trial as an experiment file, `<study>/experiment/trial_<n>.yaml` (the winner also as
+`best_experiment.yaml`), with its layer list and every value it trained with that differs from train.py's defaults
+for its config groups, and the one command that trains it: `python src/train.py --config-dir <study>
+experiment=best_experiment`. At the trial's own length and seed (and torch thread count) it gives the trial's best
+validation accuracy (`val/best_acc` in results.json); with `trainer.max_epochs=...` it trains the winner at full
+length. Copy the file to conf/experiment/ to ship it."""
 
 import re
 from pathlib import Path
@@ -72,10 +73,29 @@ def experiment(config: dict[str, Any], choices: dict[str, str]) -> dict[str, Any
     return body
 
 
-def write(out_dir: Path, config: dict[str, Any], choices: dict[str, str], header: str) -> str:
-    """The experiment file, and the command that trains it."""
+def write(out_dir: Path, config: dict[str, Any], choices: dict[str, str], header: str, name: str) -> str:
+    """The experiment file `experiment/<name>.yaml`, and the command that trains it."""
     folder = out_dir / "experiment"
     folder.mkdir(parents=True, exist_ok=True)
     text = yaml.safe_dump(experiment(config, choices), sort_keys=False, default_flow_style=None, width=120)
-    (folder / "best_experiment.yaml").write_text(f"# @package _global_\n{header}{text}")
-    return f"python src/train.py --config-dir {out_dir} experiment=best_experiment"
+    (folder / f"{name}.yaml").write_text(f"# @package _global_\n{header}{text}")
+    return f"python src/train.py --config-dir {out_dir} experiment={name}"
+
+
+def write_trial(search, trial, header: str = "", name: str | None = None) -> str | None:
+    """Trial `trial`'s hand-over (its trials/<n>/config.yaml as an experiment), and its command; None without one."""
+    import torch
+
+    config_file = search.out_dir / "trials" / str(trial.number) / "config.yaml"
+    if not config_file.is_file():
+        return None
+    config = yaml.safe_load(config_file.read_text())
+    length = f"trainer.max_epochs={config['trainer']['max_epochs']}"
+    if config["trainer"].get("max_steps", -1) != -1:
+        length += f" trainer.max_steps={config['trainer']['max_steps']}"
+    header += (f"# Trial {trial.number} of study {search.options.study_name}, searched by: {search.plan.command}\n"
+               f"# At the trial's length ({length}, seed {config['seed']}, {torch.get_num_threads()} torch threads) "
+               "this gives its best validation accuracy (val/best_acc);\n# train it longer with trainer.max_epochs=N "
+               "trainer.max_steps=-1.\n")
+    choices = trial.user_attrs.get("choices") or search.plan.choices
+    return write(search.out_dir, config, choices, header, name or f"trial_{trial.number}")

@@ -19,24 +19,31 @@ log = logging.getLogger("cnnlab.search")
 def _rows(study: optuna.Study, walks_layers: bool) -> list[dict[str, Any]]:
     rows = []
     for t in study.trials:
-        duration = (t.datetime_complete - t.datetime_start).total_seconds() \
-            if t.datetime_complete and t.datetime_start else ""
-        row = {"number": t.number, "state": t.state.name, "values": "" if t.values is None else
-               " ".join(f"{v:.6g}" for v in t.values), "epochs": t.user_attrs.get("epochs", ""),
-               "params": t.user_attrs.get("params", ""), "flops": t.user_attrs.get("flops", ""), "seconds": duration,
-               "parent": "" if parent_of(t) is None else parent_of(t), "retry_of": t.user_attrs.get("retry_of", ""),
-               "worker": t.user_attrs.get("worker", ""),
-               "layers": compact(t.user_attrs["layers"]) if "layers" in t.user_attrs else "",
-               "reason": (t.user_attrs.get("fail_reason") or t.system_attrs.get("fail_reason", ""))[:200]}
+        wall = (t.datetime_complete - t.datetime_start).total_seconds() if t.datetime_complete and t.datetime_start \
+            else ""
+        attrs = t.user_attrs
+        row = {"number": t.number, "state": t.state.name,
+               "values": "" if t.values is None else " ".join(f"{v:.6g}" for v in t.values),
+               **{k: attrs.get(k, "") for k in ("epochs", "steps", "seconds", "images_per_s")}, "wall_s": wall,
+               **{k: attrs.get(k, "") for k in ("params", "flops")},
+               "parent": "" if parent_of(t) is None else parent_of(t),
+               **{k: attrs.get(k, "") for k in ("retry_of", "worker")},
+               "layers": compact(attrs["layers"]) if "layers" in attrs else "",
+               "reason": (attrs.get("fail_reason") or t.system_attrs.get("fail_reason", ""))[:200]}
         if not walks_layers:  # a layer walk's parameters are its states: the layers column says it all
             row.update({f"p_{k}": v for k, v in t.params.items()})
         rows.append(row)
     return rows
 
 
-def write_outputs(study: optuna.Study, out_dir: Path, objectives: list[str], datamodule, space,
-                  stages: list[tuple[float, int]] | None = None, plan=None) -> None:
-    """trials.csv, best_arch.yaml, the hand-over experiment, top_layer_lists.txt, plots, and the console summary."""
+def write_outputs(study: optuna.Study, search, confirmed=None) -> None:
+    """trials.csv, the console summary, the hand-over (the winner, and with costs every trial of the Pareto front),
+    best_arch.yaml, top_layer_lists.txt and plots. A study whose every trial failed ends the command with its
+    reason."""
+    from cnnlab.checks.errors import ConfigError
+    from cnnlab.search import handover
+
+    out_dir, space, unit, budget = search.out_dir, search.space, search.unit, search.budget
     rows = _rows(study, space.walks_layers)
     fields = list(dict.fromkeys(k for row in rows for k in row))
     with open(out_dir / "trials.csv", "w", newline="") as f:
@@ -48,53 +55,54 @@ def write_outputs(study: optuna.Study, out_dir: Path, objectives: list[str], dat
     print(f"\nstudy {study.study_name}: {len(study.trials)} trials: {counts['COMPLETE']} complete, "
           f"{counts['PRUNED']} pruned, {counts['FAIL']} refused or failed")
     finished = [t for t in study.trials if t.state.name in ("COMPLETE", "PRUNED")]
-    spent = sum(int(t.user_attrs.get("epochs", 0)) for t in finished)
     if finished:
-        full = len(finished) * space.epochs
-        print(f"epochs trained: {spent} of {full} ({len(finished)} finished trials x {space.epochs} epochs: "
+        spent, full = sum(float(t.user_attrs.get(unit, 0)) for t in finished), len(finished) * budget
+        print(f"{unit} trained: {spent:,.0f} of {full:,.0f} ({len(finished)} finished trials x {budget:g} {unit}: "
               f"{spent / full:.0%})")
     if not complete:
+        failed = [t for t in study.trials if t.state.name == "FAIL" and not t.user_attrs.get("requeued")]
+        if failed and not finished:
+            reason = failed[0].user_attrs.get("fail_reason", "?")
+            raise ConfigError(f"every trial of study {study.study_name} failed ({len(failed)}; trial "
+                              f"{failed[0].number}: {reason}); see {out_dir / 'trials.csv'}.")
         print("no complete trial yet: nothing to hand over")
         return
     ranked = sorted(complete, key=lambda t: t.values[0])
-    best = ranked[0]
-    arch = {"name": f"search_{study.study_name}_{best.number}", "layers": best.user_attrs["layers"]}
+    best = next(t for t in complete if t.number == confirmed[0].number) if confirmed else ranked[0]
     about = (f"# Found by `src/search.py` (study {study.study_name}, trial {best.number}): validation error "
-             f"{best.values[0]:.4f} after {best.user_attrs.get('epochs', space.epochs)} epochs on {datamodule.name}; "
+             f"{best.values[0]:.4f} after {best.user_attrs.get(unit, budget)} {unit} on {search.datamodule.name}; "
              f"{best.user_attrs['params']:,} parameters.\n")
+    if confirmed:
+        about += "# Confirmed over seeds (validation error, best mean first): " + "; ".join(
+            f"trial {c.number} {c.text()}" for c in confirmed) + ".\n"
+    arch = {"name": f"search_{study.study_name}_{best.number}", "layers": best.user_attrs["layers"]}
     (out_dir / "best_arch.yaml").write_text(about + "# The whole recipe: experiment/best_experiment.yaml.\n"
                                             + yaml.safe_dump(arch, sort_keys=False))
     top = [f"{i + 1:2d}. trial {t.number:4d}  val error {t.values[0]:.4f}  {t.user_attrs['params']:>10,} params  "
            f"{compact(t.user_attrs['layers'])}" for i, t in enumerate(ranked[:10])]
     (out_dir / "top_layer_lists.txt").write_text("\n".join(top) + "\n")
-    print(f"best: trial {best.number}, val error {best.values[0]:.4f}, {best.user_attrs['params']:,} parameters")
-    print(build_network(best.user_attrs["layers"], datamodule.input_shape, datamodule.num_classes).table())
-    if plan is not None:
-        _hand_over(best, out_dir, about, plan)
+    print(f"best: trial {best.number}, val error {best.values[0]:.4f}" + (f" (confirmed: {confirmed[0].text()})"
+          if confirmed else "") + f", {best.user_attrs['params']:,} parameters")
+    print(build_network(best.user_attrs["layers"], search.datamodule.input_shape,
+                        search.datamodule.num_classes).table())
+    command = handover.write_trial(search, best, about, "best_experiment")
+    if command:
+        print(f"train the winner: {command}")
+        print(f"  (at full length: add trainer.max_epochs=N trainer.max_steps=-1; to ship it, copy "
+              f"{out_dir}/experiment/best_experiment.yaml to conf/experiment/<name>.yaml)")
+    objectives = search.objectives
+    if len(objectives) > 1:  # every point of the cost front, with the command that trains it
+        front = sorted(study.best_trials, key=lambda t: t.values[0])
+        print(f"Pareto front ({', '.join(objectives)}): {len(front)} trials")
+        for t in front:
+            values = ", ".join(f"{o} {v:.4g}" for o, v in zip(objectives, t.values))
+            print(f"  trial {t.number:4d}  {values}  {handover.write_trial(search, t) or ''}")
     _plots(study, out_dir, objectives, importances=not space.walks_layers)
+    stages = getattr(search.sampler, "stages", None)
     if stages:
         plot_epsilon_stages(study, stages, out_dir / "epsilon_rewards.png")
-    print(f"files: {out_dir}/trials.csv, best_arch.yaml, experiment/best_experiment.yaml, top_layer_lists.txt, *.png")
-
-
-def _hand_over(best, out_dir: Path, about: str, plan) -> None:
-    import torch
-
-    from cnnlab.search import handover
-
-    config_file = out_dir / "trials" / str(best.number) / "config.yaml"
-    if not config_file.is_file():
-        return
-    config = yaml.safe_load(config_file.read_text())
-    choices = best.user_attrs.get("choices") or plan.choices
-    epochs = config["trainer"]["max_epochs"]
-    header = (about + f"# Searched by: {plan.command}\n# At the trial's fidelity (trainer.max_epochs={epochs}, seed "
-              f"{config['seed']}, {torch.get_num_threads()} torch threads) this gives the trial's validation accuracy; "
-              "train it longer with trainer.max_epochs=N.\n")
-    command = handover.write(out_dir, config, choices, header)
-    print(f"train the winner: {command}")
-    print(f"  (at full length: add trainer.max_epochs=N; to ship it, copy {out_dir}/experiment/best_experiment.yaml "
-          "to conf/experiment/<name>.yaml)")
+    print(f"files: {out_dir}/trials.csv, best_arch.yaml, experiment/, top_layer_lists.txt, *.png"
+          + (", confirm.csv" if confirmed else ""))
 
 
 def _plots(study: optuna.Study, out_dir: Path, objectives: list[str], importances: bool) -> None:

@@ -8,6 +8,7 @@ from typing import Any
 
 from cnnlab.checks.fields import (
     Checker,
+    OptionError,
     integer,
     optional,
     positive_int,
@@ -28,22 +29,39 @@ from cnnlab.search.agents import Agent
 from cnnlab.search.pruners import Pruner
 from cnnlab.search.spaces import Space
 
-OBJECTIVES = ("val_err", "params", "flops")
+OBJECTIVES = ("val_err", "seconds", "params", "flops")
 
 
 def _objectives(value: Any) -> tuple[str, ...]:
-    if isinstance(value, list | tuple) and value and value[0] == "val_err" and len(value) <= 2 and \
+    if isinstance(value, list | tuple) and value and value[0] == "val_err" and \
             all(v in OBJECTIVES for v in value) and len(set(value)) == len(value):
         return tuple(value)
-    raise ValueError("[val_err] or [val_err, params|flops]")
+    raise ValueError("[val_err], or val_err first and costs after it: [val_err, seconds], [val_err, params, flops]")
+
+
+def _name(value: Any) -> str:
+    """A study's name is a name: it becomes a folder under outputs/search/ and the study's key in its storage."""
+    import re
+
+    if isinstance(value, str) and re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.=-]{0,99}", value):
+        return value
+    raise ValueError("a name of letters, digits, '_', '-', '.' and '=', up to 100 characters, not a path (no '/', "
+                     "no leading '.'), e.g. study_name=fer2013_recipe")
+
+
+def _cores() -> int:
+    import os
+
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 @dataclass(frozen=True, kw_only=True)
 class SearchOptions(Options):
     task_name: str = option(text, "search", "the entry point")
     seed: int = option(seed_value, 42, "the first trial's seed (trial n: seed + n)")
-    study_name: str = option(text, "${hydra:runtime.choices.search}-${hydra:runtime.choices.agent}-"
-                                   "${hydra:runtime.choices.data}", "the study's name; the same name resumes it")
+    study_name: str = option(Checker(_name, ("../x", "a/b", "x" * 101, ".hidden", "")),
+                             "${hydra:runtime.choices.search}-${hydra:runtime.choices.agent}-"
+                             "${hydra:runtime.choices.data}", "the study's name; the same name resumes it")
     n_trials: int = option(positive_int, 20, "trials of the study in total")
     storage: str | None = option(optional(text), None,
                                  "null: a journal file in the study folder; any SQLAlchemy URL for many machines")
@@ -53,6 +71,26 @@ class SearchOptions(Options):
     n_workers: int = option(positive_int, 1, "trials side by side, each in a process of its own (cores divided)")
     timeout_min: float | None = option(optional(positive_number), None,
                                        "no trial starts after this many minutes of this command (running ones end)")
+    heartbeat_s: float = option(positive_number, 20.0, "with a database storage: how often a worker says it lives")
+    grace_s: float = option(positive_number, 120.0, "with a database storage: a trial whose worker has been silent "
+                                                    "this long is failed and its parameters run again")
+
+    def validate(self) -> None:
+        if self.heartbeat_s >= self.grace_s:
+            raise OptionError(f"heartbeat_s = {self.heartbeat_s:g} is not shorter than grace_s = {self.grace_s:g}: "
+                              "a worker that beats that seldom would be taken for dead between two beats; make "
+                              "grace_s a few heartbeats long (e.g. heartbeat_s=20 grace_s=120).")
+        if self.n_workers > _cores():
+            raise OptionError(f"n_workers = {self.n_workers}: this machine has {_cores()} cores, and each worker "
+                              f"trains with at least one; use n_workers <= {_cores()} (more machines: start the "
+                              "same command on each, with one database storage).")
+        memory = self.storage is not None and self.storage.startswith("sqlite") and \
+            (self.storage.rstrip("/").endswith(":memory:") or self.storage.rstrip("/") == "sqlite:")
+        if memory:
+            raise OptionError(f"storage = {self.storage!r} keeps the study in this process's memory: it is lost when "
+                              "the search ends and worker processes cannot share it; give a file "
+                              "(storage=sqlite:////abs/path/study.db) or leave storage out for the study folder's "
+                              "journal.")
 
 
 @dataclass(frozen=True)
@@ -80,7 +118,7 @@ def check_search(cfg: Any) -> SearchPlan:
     agent = agent_kind.Options.read(config["agent"])
     agent_kind.check(agent, space_kind, options.n_trials)
     pruner = pruner_kind.Options.read(config.get("pruner") or NO_PRUNING)
-    pruner_kind.check(pruner, space.epochs)
+    pruner_kind.check(pruner, space.budget, space.fidelity)
     model = ModelOptions.read(config.get("model"))
     data = read_data(dict(config.get("data") or {}))
     trainer = adjusted_trainer(TrainerOptions.read({**(config.get("trainer") or {}), "enable_checkpointing": False,

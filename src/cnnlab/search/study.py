@@ -1,17 +1,20 @@
-"""A search: an Optuna study whose trials sample a layer list (a template, or layer by layer) or an experiment's
-knobs (a recipe), train each with the same plan-and-build path as `train.py`, and report its validation error.
-The space, the agent (which sampler draws) and the pruner (which trials stop early) are kinds of their registries
-(`spaces/`, `agents/`, `pruners/`). Trials run in this process or in `n_workers` processes (`workers.py`)."""
+"""A search: an Optuna study whose trials are drawn from a space (layer lists or an experiment's knobs), trained at the
+study's fidelity (`trial.py`) through the same plan-and-build path as `train.py`, and told their validation error and
+costs. The space, the agent (the sampler) and the pruner are kinds of their registries (`spaces/`, `agents/`,
+`pruners/`); trials run in this process or in worker processes (`workers.py`); the best are confirmed over seeds
+(`confirm.py`) before the hand-over (`outputs.py`)."""
 
 import dataclasses
+import json
 import logging
-import math
 import random
+import shutil
+import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import optuna
-import pytorch_lightning as pl
 from sqlalchemy.exc import SQLAlchemyError
 
 from cnnlab.callbacks import NonFiniteLoss
@@ -19,55 +22,32 @@ from cnnlab.checks.errors import ArchError, ConfigError
 from cnnlab.checks.fields import OptionError
 from cnnlab.data import make_source
 from cnnlab.layers import build_network
-from cnnlab.run.build import build
 from cnnlab.run.plans import TrainPlan, check_matrices
+from cnnlab.search import workers
 from cnnlab.search.agents import Agent
 from cnnlab.search.outputs import write_outputs
 from cnnlab.search.plan import SearchPlan
 from cnnlab.search.pruners import Pruner
 from cnnlab.search.spaces import Space
+from cnnlab.search.trial import fitting, train_for
 
 log = logging.getLogger("cnnlab.search")
 EXPECTED = (ArchError, NonFiniteLoss, OptionError)  # a trial that fails with a reason; the study goes on
-
-
-class _Pruning(pl.Callback):
-    """Keeps the best validation error of the trial; in single-objective studies reports it per epoch and stops
-    the trial when Optuna's pruner says so (Optuna cannot prune multi-objective trials)."""
-
-    def __init__(self, trial: optuna.Trial, report: bool):
-        self.trial, self.report, self.pruned, self.best, self.epochs = trial, report, False, math.inf, 0
-        self.said = time.monotonic()
-
-    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if trainer.sanity_checking or "val/err" not in trainer.callback_metrics:
-            return
-        err = float(trainer.callback_metrics["val/err"])
-        self.best, self.epochs = min(self.best, err), trainer.current_epoch + 1
-        if time.monotonic() - self.said >= 60:  # a long trial is never silent; short ones say nothing until told
-            self.said = time.monotonic()
-            log.info("trial %d: epoch %d of %d, validation error %.4f (best %.4f)", self.trial.number, self.epochs,
-                     trainer.max_epochs, err, self.best)
-        if self.report:
-            self.trial.report(err, self.epochs)  # the step is the fidelity: epochs trained
-            # a trial at its last epoch has trained its budget: complete, whatever a rung there would say
-            if self.epochs < trainer.max_epochs and self.trial.should_prune():
-                self.pruned, trainer.should_stop = True, True
 
 
 class Search:
     def __init__(self, plan: SearchPlan):
         self.plan, self.options, self.out_dir = plan, plan.options, plan.out
         self.objectives = list(plan.options.objectives)
+        self.unit, self.budget = plan.space.fidelity, plan.space.budget
         self.sources: dict[Any, Any] = {}  # data read once for all trials (per split-deciding data options)
         self.datamodule = self.datamodule_for(plan.base)
         self.space = Space.kinds()[plan.space.kind](plan.space, self.datamodule.input_shape,
                                                     self.datamodule.num_classes)
-        self.agent = plan.agent
         n, seed = len(self.objectives), self.options.sampler_seed
         self.sampler = Agent.kinds()[plan.agent.name].sampler(plan.agent, seed, self.options.n_trials, n)
         # Optuna prunes single-objective studies only
-        self.pruner = Pruner.kinds()[plan.pruner.name if n == 1 else "none"].make(plan.pruner, self.space.epochs)
+        self.pruner = Pruner.kinds()[plan.pruner.name if n == 1 else "none"].make(plan.pruner, self.budget, self.unit)
 
     def datamodule_for(self, plan: TrainPlan):
         """The trial's data module over images read once: trials differ in batch size and augmentation, not in
@@ -81,6 +61,7 @@ class Search:
             self.sources[key] = make_source(plan.data, plan.data_dir)
         return ImageData(self.sources[key], plan.data)
 
+    # --- the study and its storage ---------------------------------------------------------------------------------
     @property
     def url(self) -> str | None:
         """The study's database URL: the one given, an SQLite `study.db` a study of an earlier cnnlab left in the
@@ -94,20 +75,36 @@ class Search:
         from optuna.storages.journal import JournalFileBackend
 
         if self.url is None:
-            return JournalStorage(JournalFileBackend(str(self.out_dir / "study.journal")))
-        kwargs = {"connect_args": {"timeout": 60}} if self.url.startswith("sqlite") else {}
-        return optuna.storages.RDBStorage(self.url, engine_kwargs=kwargs)
+            journal = self.out_dir / "study.journal"
+            repair_journal(journal)
+            return JournalStorage(JournalFileBackend(str(journal)))
+        kwargs = {"connect_args": {"timeout": 60}} if self.url.startswith("sqlite") else \
+            {"connect_args": {"connect_timeout": 10}} if self.url.startswith("postgresql") else {}
+        beat = {} if self.url.startswith("sqlite") else {  # machines that share a server beat a heartbeat
+            "heartbeat_interval": max(1, round(self.options.heartbeat_s)), "grace_period": round(self.options.grace_s)}
+        import warnings
+
+        with warnings.catch_warnings():  # Optuna calls its heartbeat experimental
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.storages.RDBStorage(self.url, engine_kwargs=kwargs, **beat)
 
     def study(self) -> optuna.Study:
+        """The study, loaded when it exists (nothing written before its agent, pruner and space are compared) and
+        created otherwise; workers starting together race to create the tables and the study: retried."""
         self.out_dir.mkdir(parents=True, exist_ok=True)
         directions = ["minimize"] * len(self.objectives)
+        name = self.options.study_name
         for attempt in range(5):
             try:
-                study = optuna.create_study(study_name=self.options.study_name, storage=self.storage(),
-                                            directions=directions, sampler=self.sampler, pruner=self.pruner,
-                                            load_if_exists=True)
+                storage = self.storage()
+                if name in optuna.get_all_study_names(storage):
+                    study = optuna.load_study(study_name=name, storage=storage, sampler=self.sampler,
+                                              pruner=self.pruner)
+                else:
+                    study = optuna.create_study(study_name=name, storage=storage, directions=directions,
+                                                sampler=self.sampler, pruner=self.pruner, load_if_exists=True)
                 break
-            except SQLAlchemyError as err:  # workers starting together race to create the tables and the study
+            except SQLAlchemyError as err:
                 if attempt == 4 or not _race(err):
                     raise _storage_error(self.url, err) from None
                 time.sleep(0.5 + random.random())
@@ -117,11 +114,11 @@ class Search:
         return study
 
     def _same_study(self, study: optuna.Study) -> None:
-        """One study, one agent, pruner and space: continuing it with another would mix incomparable trials."""
-        import json
-
-        signature = {"agent": self.agent.name, "space": self.plan.space.kind, "pruner": self.plan.pruner.name,
-                     "space_options": json.dumps(self.plan.space.to_dict(), sort_keys=True)}
+        """One study, one agent, pruner, space and objectives: continuing it with others would mix incomparable
+        trials."""
+        signature = {"agent": self.plan.agent.name, "space": self.plan.space.kind, "pruner": self.plan.pruner.name,
+                     "space_options": json.dumps({k: v for k, v in self.plan.space.to_dict().items() if k != "confirm"},
+                                                 sort_keys=True), "objectives": ",".join(self.objectives)}
         before = {k: study.user_attrs.get(k) for k in signature}
         if before["agent"] is None:
             for key, value in signature.items():
@@ -130,84 +127,124 @@ class Search:
         changed = [k for k in signature if before[k] is not None and before[k] != signature[k]]
         if changed:
             what = {"agent": f"agent={before['agent']}", "space": f"a {before['space']} space",
-                    "pruner": f"pruner={before['pruner']}", "space_options": "another search space (search.*)"}
+                    "pruner": f"pruner={before['pruner']}", "space_options": "another search space (search.*)",
+                    "objectives": f"objectives=[{before['objectives']}]"}
             raise ConfigError(f"study {self.options.study_name} was searched with "
-                              f"{' and '.join(what[k] for k in changed)}; resume it with the same agent, pruner and "
-                              "space, or start another study with study_name=<new name>. Nothing of it was changed.")
+                              f"{' and '.join(what[k] for k in changed)}; resume it with the same agent, pruner, "
+                              "space and objectives, or start another study with study_name=<new name>. Nothing of "
+                              "it was changed.")
 
+    # --- a trial ---------------------------------------------------------------------------------------------------
     def tell(self, study: optuna.Study, trial: optuna.Trial) -> None:
-        """Train one trial and tell the study how it went: its values, pruned, or failed with the reason."""
+        """Train one trial and tell the study how it went: its values, pruned, or failed with the reason; stopped
+        (Ctrl-C, a bug), it is failed and its parameters queued again."""
         from optuna.trial import TrialState
 
-        from cnnlab.search import workers
-
         try:
-            values = self._trial(trial)
+            with workers.heartbeat(study, trial):
+                values = self._trial(trial)
         except optuna.TrialPruned:
             study.tell(trial, state=TrialState.PRUNED)
-            log.info("trial %d: pruned after %d epochs", trial.number, trial.user_attrs.get("epochs", 0))
+            log.info("trial %d: pruned after %s %s", trial.number, trial.user_attrs.get(self.unit, 0), self.unit)
         except EXPECTED as err:
             trial.set_user_attr("fail_reason", f"{type(err).__name__}: {err}")
             study.tell(trial, state=TrialState.FAIL)
             log.info("trial %d: failed: %s", trial.number, trial.user_attrs["fail_reason"])
-        except BaseException as err:  # Ctrl-C, or a bug: never left running; its parameters go again
-            trial.set_user_attr("fail_reason", f"{type(err).__name__}: {str(err)[:200]}; its parameters were "
-                                               "queued again")
-            trial.set_user_attr(workers.REQUEUED, True)
-            study.tell(trial, state=TrialState.FAIL)
-            study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number}, skip_if_exists=False)
+        except BaseException as err:
+            # Lightning turns a Ctrl-C inside fit into exit(1), raised while handling the KeyboardInterrupt
+            ctrl_c = isinstance(err, KeyboardInterrupt) or isinstance(err.__context__, KeyboardInterrupt)
+            why = "stopped by Ctrl-C" if ctrl_c else f"{type(err).__name__}: {err}"[:200]
+            workers.requeue(study, study.get_trials(deepcopy=False)[trial.number], why)
+            if ctrl_c:
+                raise KeyboardInterrupt from None
             raise
         else:
             study.tell(trial, values)
             first = values[0] if isinstance(values, tuple) else values
-            log.info("trial %d: finished, best validation error %.4f in %d epochs", trial.number, first,
-                     trial.user_attrs.get("epochs", 0))
+            log.info("trial %d: finished, best validation error %.4f after %s %s", trial.number, first,
+                     trial.user_attrs.get(self.unit), self.unit)
 
     def _trial(self, trial: optuna.Trial) -> float | tuple[float, ...]:
         number = trial.number
         seed, out = self.plan.base.run.seed + number, self.out_dir / "trials" / str(number)
-        drawn = self.space.draw(trial, self.plan.base, seed, out)
+        drawn = self.space.draw(trial, self.plan.base, seed, out, int(self.budget) if self.unit == "epochs" else 1)
         trial.set_user_attr("layers", drawn.layers)
         check_matrices(drawn.plan.optimisation.optimizer, drawn.specs)
-        datamodule = self.datamodule_for(drawn.plan)
-        net = build_network(list(drawn.specs), datamodule.input_shape, datamodule.num_classes)  # refused: failed
+        net = build_network(list(drawn.specs), self.datamodule.input_shape, self.datamodule.num_classes)  # refused
         trial.set_user_attr("params", net.num_params)
         trial.set_user_attr("flops", net.flops)
-        pruning = _Pruning(trial, report=len(self.objectives) == 1)
-        log.info("trial %d: training %s, %s parameters, for %d epochs", number, drawn.what, f"{net.num_params:,}",
-                 drawn.plan.trainer.max_epochs)
-        run = build(drawn.plan, datamodule, [pruning])
-        run.trainer.fit(run.model, datamodule=run.datamodule)
-        trial.set_user_attr("epochs", pruning.epochs)
-        if pruning.pruned:
+        if self.unit == "seconds":  # the epochs and steps that fit the budget, timed on this trial's own steps
+            fit = fitting(drawn.plan, self.datamodule_for(drawn.plan), self.budget)
+            drawn = self.space.draw(trial, self.plan.base, seed, out, *fit)
+        log.info("trial %d: training %s, %s parameters, for %g %s", number, drawn.what, f"{net.num_params:,}",
+                 self.budget, self.unit)
+        outcome = train_for(drawn.plan, self.datamodule_for(drawn.plan), self.unit, self.budget,
+                            trial if len(self.objectives) == 1 else None)
+        for key in ("epochs", "steps", "seconds", "images_per_s"):
+            trial.set_user_attr(key, getattr(outcome, key))
+        if outcome.pruned:
             raise optuna.TrialPruned()
-        extra = {"params": net.num_params, "flops": net.flops}
-        values = (pruning.best, *(float(extra[o]) for o in self.objectives[1:]))
+        costs = {"seconds": outcome.seconds, "params": net.num_params, "flops": net.flops}
+        values = (outcome.best, *(float(costs[o]) for o in self.objectives[1:]))
         return values if len(values) > 1 else values[0]
 
+    # --- the command -----------------------------------------------------------------------------------------------
     def run(self) -> optuna.Study:
-        from cnnlab.search import workers
+        from cnnlab.search.confirm import confirm
         from cnnlab.timing import process_age
 
         quiet()
-
         timeout = self.options.timeout_min
         deadline = time.time() - process_age() + 60 * timeout if timeout else None  # from the command's start
         study = self.study()
         workers.fail_stale(study)
         counted = len(workers.counted(study))
-        if counted >= self.options.n_trials:
-            log.info("study %s already has %d trials finished or running (n_trials=%d).", self.options.study_name,
-                     counted, self.options.n_trials)
-        elif self.options.n_workers == 1:
-            workers.work(self, study, deadline)
-        else:
-            workers.spawn(worker_main, self.plan, self.options.n_workers, deadline)
-            if workers.fail_stale(study):  # the last worker standing died: nobody left to take its trial
-                log.warning("run the same command again to finish the study's %d trials", self.options.n_trials)
-        write_outputs(study, self.out_dir, self.objectives, self.datamodule, self.space,
-                      getattr(self.sampler, "stages", None), self.plan)
+        try:
+            if counted >= self.options.n_trials:
+                log.info("study %s already has %d trials finished or running (n_trials=%d).",
+                         self.options.study_name, counted, self.options.n_trials)
+            elif self.options.n_workers == 1:
+                workers.work(self, study, deadline)
+            else:
+                workers.spawn(worker_main, self.plan, self.options.n_workers, deadline)
+                if workers.fail_stale(study):  # the last worker standing died: nobody left to take its trial
+                    log.warning("run the same command again to finish the study's %d trials", self.options.n_trials)
+        except KeyboardInterrupt:
+            workers.fail_stale(study)
+            done = sum(t.state.name in ("COMPLETE", "PRUNED") for t in study.trials)
+            print(f"\nerror: stopped by Ctrl-C; study {self.options.study_name} keeps its {done} finished trials "
+                  "(a trial that was training runs again). Continue it with the same command.", file=sys.stderr)
+            raise SystemExit(130) from None
+        confirmed = confirm(self, study) if self.plan.space.confirm.top else None
+        write_outputs(study, self, confirmed)
         return study
+
+
+def repair_journal(path: Path) -> None:
+    """A journal whose last record was cut short (a process killed while writing) keeps its whole records; the file
+    as it was is kept beside it. A journal damaged anywhere else, or not text, is refused as it is."""
+    if not path.is_file():
+        return
+    data = path.read_bytes()
+    try:
+        lines = data.decode("utf-8").split("\n")
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path} is not an Optuna journal (not UTF-8 text); cnnlab changes nothing of it: restore "
+                          "it from a copy, or start another study with study_name=<new name>.") from None
+    for number, line in enumerate(lines[:-1], 1):
+        try:
+            json.loads(line)
+        except ValueError:
+            raise ConfigError(f"{path}: record {number} of {len(lines) - 1} is not JSON, so the journal is damaged "
+                              "inside; cnnlab changes nothing of it: restore it from a copy, or start another study "
+                              "with study_name=<new name>.") from None
+    if lines[-1].strip():
+        kept = path.with_name(f"{path.name}.cut-{time.strftime('%Y%m%d-%H%M%S')}")
+        shutil.copy2(path, kept)
+        path.write_bytes(data[:len(data) - len(lines[-1].encode())])
+        log.warning("%s: its last record was cut short (%d bytes; a worker killed while writing?): the %d whole "
+                    "records are kept, and the file as it was is %s", path, len(lines[-1].encode()), len(lines) - 1,
+                    kept)
 
 
 def quiet() -> None:
@@ -225,20 +262,25 @@ def run_search(plan: SearchPlan) -> optuna.Study:
 
 def worker_main(plan: SearchPlan, index: int, n_workers: int, deadline: float | None = None) -> None:
     """One worker process of `n_workers`: its own sampler seed (the same seed would repeat a neighbour's draws), its
-    share of the cores, and trials until the study has its n_trials."""
+    share of the cores, its lines in the console and in search.log, and trials until the study has its n_trials."""
     import torch
-
-    from cnnlab.search import workers
 
     if plan.options.sampler_seed is not None:
         plan = dataclasses.replace(plan, options=dataclasses.replace(
             plan.options, sampler_seed=plan.options.sampler_seed + index))
     torch.set_num_threads(workers.cores(n_workers))
-    logging.basicConfig(level=logging.INFO, format=f"[%(asctime)s][%(name)s][%(levelname)s] - worker {index}: "
-                                                   "%(message)s")
+    form = f"[%(asctime)s][%(name)s][%(levelname)s] - worker {index}: %(message)s"
+    logging.basicConfig(level=logging.INFO, format=form)
+    log_file = logging.FileHandler(plan.out / "search.log")
+    log_file.setFormatter(logging.Formatter(form))
+    logging.getLogger().addHandler(log_file)
     quiet()
-    search = Search(plan)
-    workers.work(search, search.study(), deadline)
+    try:
+        search = Search(plan)
+        log.info("ready")
+        workers.work(search, search.study(), deadline)
+    except KeyboardInterrupt:  # its trial is queued again (Search.tell); the command says what happened
+        sys.exit(130)
 
 
 def _race(err: Exception) -> bool:
@@ -258,7 +300,8 @@ def _storage_error(url: str, err: Exception) -> ConfigError:
     except Exception:  # noqa: BLE001 - not even a URL: show it as given
         shown = url
     detail = str(getattr(err, "orig", None) or err).strip().splitlines()[0]
-    hint = "install its driver (e.g. pip install psycopg2-binary for postgresql://)" if isinstance(err, ImportError) \
-        else "check that the folder exists and is writable (sqlite:////absolute/path.db has four slashes)" \
-        if url.startswith("sqlite") else "check the host, port, user, password and that the database exists"
+    hint = "install its driver (for postgresql://: pip install -e '.[postgres]', psycopg 3)" \
+        if isinstance(err, ImportError) else "check that the folder exists and is writable (sqlite:////absolute/" \
+        "path.db has four slashes)" if url.startswith("sqlite") else \
+        "check that the server runs and answers there, and the user, password and database"
     return ConfigError(f"storage={shown} cannot be opened ({detail}); {hint}.")

@@ -1,13 +1,18 @@
-"""Trials side by side (`n_workers=N`): each worker a process that asks the shared study for a trial, trains it and
-tells the result, the cores divided among them. Crash-safe: a trial whose worker is gone (host and pid recorded) is
-failed with the reason and its parameters queued again, so the same command after a crash ends with exactly
-`n_trials` finished trials; a lock file makes "count, then ask" atomic among the workers of one machine."""
+"""Trials side by side: `n_workers` processes on this machine, or the same command on several machines sharing one
+database; each asks the study for a trial, trains it and tells the result, none waiting for another.
+
+Crash-safe: a trial whose worker is gone is failed with the reason and its parameters queued again, so the same
+command after a crash ends with exactly `n_trials` finished trials. On one machine (the study folder's journal) a
+worker is gone when its process is (host and pid recorded); with a database, when it has not beaten its heartbeat
+for `grace_s` seconds, whichever machine it ran on. A lock file makes "count, then ask" atomic on one machine; a
+trial asked beyond the budget anyway (workers on several machines) is failed before it trains."""
 
 import contextlib
 import fcntl
 import logging
 import os
 import socket
+import threading
 import time
 from pathlib import Path
 
@@ -44,19 +49,64 @@ def alive(worker: str) -> bool:
     return True
 
 
-def fail_stale(study: optuna.Study) -> int:
-    """Trials left running by a worker that is gone: failed with the reason, their parameters queued again."""
-    stale = [t for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
-             if WORKER in t.user_attrs and not alive(t.user_attrs[WORKER])]
-    for trial in stale:
-        reason = (f"its worker ({trial.user_attrs[WORKER]}) stopped while it ran (killed?); its parameters were "
-                  "queued again")
-        study._storage.set_trial_user_attr(trial._trial_id, "fail_reason", reason)
-        study._storage.set_trial_user_attr(trial._trial_id, REQUEUED, True)
+def requeue(study: optuna.Study, trial, reason: str) -> None:
+    """A trial its worker could not finish: failed with `reason`, its parameters queued again as a new trial."""
+    study._storage.set_trial_user_attr(trial._trial_id, "fail_reason", f"{reason}; its parameters were queued again")
+    study._storage.set_trial_user_attr(trial._trial_id, REQUEUED, True)
+    if trial.state == TrialState.RUNNING:
         study.tell(trial.number, state=TrialState.FAIL)
-        study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number}, skip_if_exists=False)
-        log.warning("trial %d: %s", trial.number, reason)
+    study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number}, skip_if_exists=False)
+    log.warning("trial %d: %s; its parameters were queued again", trial.number, reason)
+
+
+def beats(study: optuna.Study) -> bool:
+    """Whether the study's storage keeps heartbeats (a database made with a heartbeat interval)."""
+    storage = study._storage
+    return isinstance(storage, optuna.storages.RDBStorage) and storage.heartbeat_interval is not None
+
+
+def fail_stale(study: optuna.Study) -> int:
+    """Trials left running by a worker that is gone: failed with the reason, their parameters queued again. With a
+    database, a worker silent beyond the grace period, whichever machine it ran on (Optuna's own fail_stale_trials
+    fails a trial before its callback runs, when its reason can no longer be written: its query is used instead);
+    on one machine, a worker whose process is gone."""
+    if beats(study):
+        storage = study._storage
+        ids = set(storage._get_stale_trial_ids(study._study_id))
+        stale = [t for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)) if t._trial_id in ids]
+        why = f"was silent for more than {storage.grace_period:g} s (killed, or its machine lost)"
+    else:
+        stale = [t for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+                 if WORKER in t.user_attrs and not alive(t.user_attrs[WORKER])]
+        why = "stopped while it ran (killed?)"
+    for trial in stale:
+        with contextlib.suppress(optuna.exceptions.UpdateFinishedTrialError):  # another worker was first
+            requeue(study, trial, f"its worker ({trial.user_attrs.get(WORKER, '?')}) {why}")
     return len(stale)
+
+
+@contextlib.contextmanager
+def heartbeat(study: optuna.Study, trial: optuna.Trial):
+    """While a trial trains, a thread beats its heartbeat (Optuna beats only inside study.optimize, and cnnlab asks
+    and tells): other workers see it alive, and fail it once it stops."""
+    if not beats(study):
+        yield
+        return
+    storage, stop = study._storage, threading.Event()
+    storage.record_heartbeat(trial._trial_id)
+
+    def beat() -> None:
+        while not stop.wait(storage.get_heartbeat_interval()):
+            with contextlib.suppress(Exception):  # a database hiccup: the next beat tries again
+                storage.record_heartbeat(trial._trial_id)
+
+    thread = threading.Thread(target=beat, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
 
 
 @contextlib.contextmanager
@@ -81,6 +131,8 @@ def next_trial(study: optuna.Study, n_trials: int, folder: Path, deadline: float
             return None
         trial = study.ask()
         trial.set_user_attr(WORKER, me())
+        if beats(study):
+            study._storage.record_heartbeat(trial._trial_id)
     if len([t for t in counted(study) if t.number <= trial.number]) > n_trials:
         # asked beside a worker of another machine: not this one's to train
         trial.set_user_attr("fail_reason", "asked beyond n_trials by a worker on another machine; not trained")
@@ -91,35 +143,48 @@ def next_trial(study: optuna.Study, n_trials: int, folder: Path, deadline: float
 
 
 def work(search, study: optuna.Study, deadline: float | None = None) -> None:
-    """This process's share: trials until the study has its n_trials (or `deadline`, a time.time(), has passed)."""
+    """This process's share: trials until the study has its n_trials (or `deadline`, a time.time(), has passed).
+    At the end it waits while other workers' trials run: one that falls silent is failed and run again here, so the
+    study never ends with a trial left running."""
     n_trials, folder = search.options.n_trials, search.out_dir
-    while (trial := next_trial(study, n_trials, folder, deadline)) is not None:
-        search.tell(study, trial)
+    while True:
+        trial = next_trial(study, n_trials, folder, deadline)
+        if trial is not None:
+            search.tell(study, trial)
+        elif (deadline is None or time.time() < deadline) and study.get_trials(deepcopy=False,
+                                                                             states=(TrialState.RUNNING,)):
+            time.sleep(study._storage.heartbeat_interval if beats(study) else 2)
+        else:
+            return
 
 
 def spawn(main, plan, n_workers: int, deadline: float | None = None) -> None:
     """`n_workers` processes, each running `main(plan, index, n_workers, deadline)` on the study until it has its
     trials; a worker that dies leaves its trial to be failed and queued again by the others (or by the next run of
-    the command)."""
+    the command). Ctrl-C reaches every worker (one process group): each queues its trial again and stops."""
     import multiprocessing
 
     context = multiprocessing.get_context("spawn")  # a fresh interpreter: no threads or locks inherited
     workers = [context.Process(target=main, args=(plan, k, n_workers, deadline), name=f"worker {k}")
                for k in range(n_workers)]
+    log.info("starting %d workers, %d cores each (each reads the data set before its first trial)", n_workers,
+             cores(n_workers))
     for worker in workers:
         worker.start()
-    log.info("%d workers (processes %s), %d cores each", n_workers, ", ".join(str(w.pid) for w in workers),
-             cores(n_workers))
     running = list(workers)
-    while running:
+    try:
+        while running:
+            for worker in running:
+                worker.join(timeout=1)
+            for worker in [w for w in running if w.exitcode is not None]:
+                running.remove(worker)
+                if worker.exitcode not in (0, 130):
+                    log.warning("%s (process %d) stopped with exit code %s; its trial is failed and queued again for "
+                                "the other workers", worker.name, worker.pid, worker.exitcode)
+    except KeyboardInterrupt:
         for worker in running:
-            worker.join(timeout=1)
-        for worker in [w for w in running if w.exitcode is not None]:
-            running.remove(worker)
-            if worker.exitcode != 0:
-                log.warning("%s (process %d) stopped with exit code %s; its trial is failed and queued again for "
-                            "the other workers", worker.name, worker.pid, worker.exitcode)
-        time.sleep(0.2)
+            worker.join(timeout=60)  # each is queuing its trial again
+        raise
 
 
 def cores(n_workers: int) -> int:

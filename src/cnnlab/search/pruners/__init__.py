@@ -1,6 +1,7 @@
 """Pruners (`pruner=` in conf/pruner/): which trials stop early. One module per pruner registers a `Pruner` with its
 options: `median` (the default in conf/search.yaml), `hyperband`, `none`. Optuna prunes single-objective studies
-only; the fidelity is epochs trained. `pruner=null` is no pruning too."""
+only. A trial reports its validation error at each validation, the step being its fidelity so far: epochs trained,
+or whole seconds of its own training. `pruner=null` is no pruning too."""
 
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -22,12 +23,12 @@ class Pruner(Kind):
     Options = PrunerOptions
 
     @classmethod
-    def check(cls, options: PrunerOptions, epochs: int) -> None:
-        """Before the first trial: the pruner against the trials' budget."""
+    def check(cls, options: PrunerOptions, budget: float, unit: str) -> None:
+        """Before the first trial: the pruner against the trials' budget (in `unit`: epochs or seconds)."""
 
     @classmethod
-    def make(cls, options: PrunerOptions, epochs: int) -> Any:
-        """Optuna's pruner for trials of `epochs` epochs."""
+    def make(cls, options: PrunerOptions, budget: float, unit: str) -> Any:
+        """Optuna's pruner for trials of this budget."""
         import optuna
 
         return optuna.pruners.NopPruner()

@@ -8,8 +8,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
-from cnnlab.checks.fields import Checker, positive_int
-from cnnlab.checks.options import Options, option
+from cnnlab.checks.fields import (
+    Checker,
+    OptionError,
+    choice,
+    non_negative_int,
+    optional,
+    positive_int,
+    positive_number,
+)
+from cnnlab.checks.options import Options, nested, option
 from cnnlab.registry import Kind
 
 
@@ -39,12 +47,43 @@ def draw(trial: Any, name: str, spec: Any) -> Any:
 
 
 @dataclass(frozen=True, kw_only=True)
+class ConfirmOptions(Options):
+    """`search.confirm`: the best trials trained again over several seeds at the budget you will train with."""
+
+    top: int = option(non_negative_int, 0, "how many of the best trials are confirmed (0: none)")
+    seeds: int = option(positive_int, 3, "seeds per confirmed trial; the hand-over names the best mean")
+    epochs: int | None = option(optional(positive_int), None, "each confirmation's epochs (null: the trials')")
+    seconds: float | None = option(optional(positive_number), None,
+                                   "each confirmation's training seconds (null: the trials')")
+
+
+@dataclass(frozen=True, kw_only=True)
 class SpaceOptions(Options):
-    """What every space declares: its kind and each trial's budget."""
+    """What every space declares: its kind, the fidelity (what a trial's budget is counted in), the budget, and the
+    confirmation of the winners."""
 
     where = "search."
     kind: str = option(Checker(lambda v: v, ()), help="the space's kind: template, sequential or recipe")
-    epochs: int = option(positive_int, help="each trial's budget, in epochs")
+    fidelity: str = option(choice("epochs", "seconds"), "epochs",
+                           "what a trial's budget counts: epochs, or seconds of its own training (validation apart)")
+    epochs: int | None = option(optional(positive_int), None, "each trial's budget with fidelity=epochs")
+    seconds: float | None = option(optional(positive_number), None,
+                                   "each trial's budget of training seconds with fidelity=seconds")
+    confirm: ConfirmOptions = option(nested(ConfirmOptions, "search.confirm."), {}, "the winners over seeds")
+
+    def validate(self) -> None:
+        if getattr(self, self.fidelity) is None:
+            example = 4 if self.fidelity == "epochs" else 60
+            raise OptionError(f"search.fidelity = {self.fidelity!r} needs search.{self.fidelity}: each trial's budget "
+                              f"in {self.fidelity} (e.g. search.{self.fidelity}={example}).")
+        if self.confirm.epochs and self.confirm.seconds:
+            raise OptionError("search.confirm.epochs and search.confirm.seconds are both set; a confirmation trains "
+                              "for one budget: keep one (or neither, for the trials' own).")
+
+    @property
+    def budget(self) -> float:
+        """Each trial's budget, in the fidelity's unit."""
+        return getattr(self, self.fidelity)
 
 
 @dataclass(frozen=True)
@@ -67,7 +106,7 @@ class Space(Kind):
     walks_layers: ClassVar[bool] = False
 
     def __init__(self, options: SpaceOptions, input_shape: tuple[int, int, int], num_classes: int):
-        self.options, self.epochs = options, options.epochs
+        self.options = options
         self.input_shape, self.num_classes = tuple(input_shape), num_classes
 
     @classmethod
@@ -76,11 +115,13 @@ class Space(Kind):
         plan a trial starts from."""
         return base
 
-    def draw(self, trial: Any, base: Any, seed: int, out: Path) -> Draw:
+    def draw(self, trial: Any, base: Any, seed: int, out: Path, epochs: int, steps: int = -1) -> Draw:
+        """The trial's run for `epochs` epochs (and at most `steps` optimizer steps, -1: no limit): the same
+        parameters every time for the same trial (Optuna keeps what it suggested)."""
         raise NotImplementedError
 
 
-def layer_trial(base: Any, layers: list[dict[str, Any]], hyper: dict[str, Any], epochs: int, seed: int,
+def layer_trial(base: Any, layers: list[dict[str, Any]], hyper: dict[str, Any], epochs: int, steps: int, seed: int,
                 out: Path) -> Draw:
     """A trial of a layer-list space as a training run of train.py's kind: the study's plan (data, model.*, optim,
     trainer) with the drawn layer list, learning rate, L2 penalty and batch size; no checkpoints, loggers or test
@@ -97,11 +138,11 @@ def layer_trial(base: Any, layers: list[dict[str, Any]], hyper: dict[str, Any], 
               "data": {**sections.get("data", {}), "batch_size": hyper["batch_size"]},
               "optim": {**sections.get("optim", {}), "lr": hyper["lr"]},
               "model": {**sections.get("model", {}), "reg": hyper["reg"]},
-              "trainer": {**sections.get("trainer", {}), "max_epochs": epochs}}
+              "trainer": {**sections.get("trainer", {}), "max_epochs": epochs, "max_steps": steps}}
     plan = base.replace(
         run=dataclasses.replace(base.run, seed=seed), arch=arch,
         optimisation=dataclasses.replace(base.optimisation, optimizer=optimizer, reg=hyper["reg"]),
         model=dataclasses.replace(base.model, reg=hyper["reg"]),
         data=dataclasses.replace(base.data, batch_size=hyper["batch_size"]),
-        trainer=dataclasses.replace(base.trainer, max_epochs=epochs), out=out, config=config)
+        trainer=dataclasses.replace(base.trainer, max_epochs=epochs, max_steps=steps), out=out, config=config)
     return Draw(plan, specs, layers, compact(layers))

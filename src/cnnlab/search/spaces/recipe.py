@@ -43,11 +43,12 @@ def hydra_value(value: Any) -> str:
     return str(value)
 
 
-def overrides(space: RecipeOptions, values: dict[str, Any], seed: int, out: Path, data_dir: Path) -> list[str]:
+def overrides(space: RecipeOptions, values: dict[str, Any], seed: int, out: Path, data_dir: Path, epochs: int,
+              steps: int = -1) -> list[str]:
     """`python src/train.py` overrides of one trial: the base experiment, the drawn knobs, the trial's budget and
     seed, and no checkpoints, loggers or test split."""
     drawn = [f"{path}={hydra_value(value)}" for path, value in values.items()]
-    budget = [] if "trainer.max_epochs" in values else [f"trainer.max_epochs={space.epochs}"]
+    budget = [] if "trainer.max_epochs" in values else [f"trainer.max_epochs={epochs}", f"trainer.max_steps={steps}"]
     base = [f"experiment={space.base}"] if space.base else []
     return [*base, *drawn, *budget, f"seed={seed}", "test=false", f"paths.output_dir={out}",
             f"paths.data_dir={data_dir}", "~logger", "~callbacks.model_checkpoint", "~callbacks.last_checkpoint",
@@ -55,11 +56,12 @@ def overrides(space: RecipeOptions, values: dict[str, Any], seed: int, out: Path
 
 
 def trial_plan(space: RecipeOptions, values: dict[str, Any], seed: int, out: Path, data_dir: Path,
-               choices: dict[str, str] | None = None) -> Any:
+               choices: dict[str, str] | None = None, epochs: int | None = None, steps: int = -1) -> Any:
     """The trial as train.py would check it: its plan (quiet: no layer table or progress lines)."""
     from cnnlab.run.plans import check_train
 
-    config = compose("train", *overrides(space, values, seed, out, data_dir), choices=choices)
+    budget = epochs or space.epochs or 1  # seconds: a first plan of one epoch, then the epochs that fit
+    config = compose("train", *overrides(space, values, seed, out, data_dir, budget, steps), choices=choices)
     return dataclasses.replace(check_train(config, check_place=False), quiet=True)
 
 
@@ -80,6 +82,11 @@ class Recipe(Space):
     def check(cls, options: RecipeOptions, base: Any) -> Any:
         """The base experiment exists and every knob's name and values pass train.py's checks (each value tried with
         the others at their first); returns the plan of a trial at the first values."""
+        length = [p for p in options.params if p in ("trainer.max_epochs", "trainer.max_steps")]
+        if length and options.fidelity == "seconds":
+            raise OptionError(f"search.params.{length[0]}: with search.fidelity=seconds each trial trains as many "
+                              "epochs as fit in search.seconds; a knob cannot set them too (drop it, or use "
+                              "search.fidelity=epochs).")
         first = {path: ends(dimension)[0] for path, dimension in options.params.items()}
         experiment = [f"experiment={options.base}"] if options.base else []
         for key, overrides in [("search.base", experiment), *((f"search.params.{path}", [
@@ -99,7 +106,7 @@ class Recipe(Space):
                 plan = plan or trial
         return plan
 
-    def draw(self, trial: Any, base: Any, seed: int, out: Path) -> Draw:
+    def draw(self, trial: Any, base: Any, seed: int, out: Path, epochs: int, steps: int = -1) -> Draw:
         values, choices = {}, {}
         for path, dimension in self.options.params.items():
             if isinstance(dimension, list):
@@ -107,7 +114,7 @@ class Recipe(Space):
                 values[path] = dimension[labels.index(trial.suggest_categorical(path, labels))]
             else:
                 values[path] = draw(trial, path, dimension)
-        plan = trial_plan(self.options, values, seed, out, base.data_dir, choices)
+        plan = trial_plan(self.options, values, seed, out, base.data_dir, choices, epochs, steps)
         trial.set_user_attr("choices", choices)
         what = " ".join(f"{path}={hydra_value(round(v, 6) if isinstance(v, float) else v)}"
                         for path, v in values.items())

@@ -167,6 +167,6 @@ class Sequential(Space):
             layers.append(dict(self.actions[name]))
             state = self.step(state, name)
 
-    def draw(self, trial: Any, base: Any, seed: int, out: Path) -> Draw:
+    def draw(self, trial: Any, base: Any, seed: int, out: Path, epochs: int, steps: int = -1) -> Draw:
         layers, _ = self.walk(lambda key, legal: trial.suggest_categorical(key, legal))
-        return layer_trial(base, layers, dict(self.hyper), self.epochs, seed, out)
+        return layer_trial(base, layers, dict(self.hyper), epochs, steps, seed, out)

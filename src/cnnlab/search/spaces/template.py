@@ -58,7 +58,7 @@ def sample_layers(trial: Any, space: TemplateOptions) -> list[dict[str, Any]]:
 class Template(Space):
     name, Options = "template", TemplateOptions
 
-    def draw(self, trial: Any, base: Any, seed: int, out: Path) -> Draw:
+    def draw(self, trial: Any, base: Any, seed: int, out: Path, epochs: int, steps: int = -1) -> Draw:
         layers = sample_layers(trial, self.options)
         hyper = {key: draw(trial, key, getattr(self.options, key)) for key in ("lr", "reg", "batch_size")}
-        return layer_trial(base, layers, hyper, self.epochs, seed, out)
+        return layer_trial(base, layers, hyper, epochs, steps, seed, out)
