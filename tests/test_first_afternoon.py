@@ -159,9 +159,11 @@ def test_no_lightning_warning_contradicts_a_resume(tmp_path, recwarn, caplog):
     assert json.loads((tmp_path / "second" / "results.json").read_text())["val/acc"] > 0
 
 
-@pytest.mark.parametrize("optim, epochs, floor", [("muon", 3, 0.8), ("rmsprop", 6, 0.75), ("sgd", 12, 0.9)])
+@pytest.mark.slow  # 3.5 minutes on 2 cores
+@pytest.mark.parametrize("optim, epochs, floor", [("muon", 3, 0.9), ("rmsprop", 6, 0.75), ("sgd", 12, 0.8)])
 def test_each_optimizer_learns_the_default_run_with_its_defaults(fit, optim, epochs, floor):
     """No batch norm, PyTorch's initialisation: airbench's Muon, RMSprop at 1e-3 and SGD at 0.05 without clipping
-    stayed near chance here (the default run ended at 19%, 48% and 85% with a cosine schedule)."""
+    stayed near chance here (the default run ended at 19%, 48% and 85% with a cosine schedule). The floors sit
+    below the lowest of seeds 0-2 x 1-2 threads (bench/floors.json: 0.967, 0.828, 0.856) by 5-8 points."""
     run = fit(f"optim={optim}", f"trainer.max_epochs={epochs}", "test=false")
     assert run.results()["val/acc"] > floor
