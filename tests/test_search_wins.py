@@ -88,6 +88,8 @@ def test_bad_search_input_is_one_sentence_before_the_first_trial(tmp_path):
         (("heartbeat_s=200", "grace_s=100"), "heartbeat_s = 200 is not shorter than grace_s = 100"),
         (("search.fidelity=minutes",), "search.fidelity = 'minutes'; expected one of 'epochs', 'seconds'"),
         (("search.fidelity=seconds",), "search.fidelity = 'seconds' needs search.seconds"),
+        (("search.fidelity=seconds", "search.seconds=120", "timeout_min=1"),
+         "search.seconds = 120 is longer than the study's timeout_min = 1 (60 s)"),
         (("search.confirm.seeds=0",), "search.confirm.seeds = 0"),
         (("search.confirm.top=-1",), "search.confirm.top = -1"),
         (("search.lr=[0.1]",), "search.lr holds a value of another kind"),
@@ -98,6 +100,8 @@ def test_bad_search_input_is_one_sentence_before_the_first_trial(tmp_path):
             search(tmp_path / "study", *overrides)
         assert fragment in str(caught.value) and "\n" not in str(caught.value), (overrides, str(caught.value))
     assert not (tmp_path / "study").exists()
+    with pytest.raises(ConfigError, match=r"search.seconds = 0.0001 is shorter than one training step of this trial"):
+        search(tmp_path / "tiny", "search.fidelity=seconds", "search.seconds=0.0001")  # known once a step is timed
     for url, fragment in (("postgresql://nobody@127.0.0.1:9/none", "cannot be opened"),
                           ("mysql://u@localhost/db", "install its driver")):
         with pytest.raises(ConfigError, match=fragment):

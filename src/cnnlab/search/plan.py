@@ -119,6 +119,10 @@ def check_search(cfg: Any) -> SearchPlan:
     agent_kind.check(agent, space_kind, options.n_trials)
     pruner = pruner_kind.Options.read(config.get("pruner") or NO_PRUNING)
     pruner_kind.check(pruner, space.budget, space.fidelity)
+    if space.fidelity == "seconds" and options.timeout_min and space.seconds > options.timeout_min * 60:
+        raise OptionError(f"search.seconds = {space.seconds:g} is longer than the study's timeout_min = "
+                          f"{options.timeout_min:g} ({options.timeout_min * 60:g} s): no trial could finish; "
+                          "shorten the trials or lengthen the timeout.")
     model = ModelOptions.read(config.get("model"))
     data = read_data(dict(config.get("data") or {}))
     trainer = adjusted_trainer(TrainerOptions.read({**(config.get("trainer") or {}), "enable_checkpointing": False,

@@ -19,6 +19,7 @@ from typing import Any
 
 import pytorch_lightning as pl
 
+from cnnlab.checks.errors import ConfigError
 from cnnlab.run.build import build
 
 log = logging.getLogger("cnnlab.search")
@@ -97,7 +98,11 @@ def fitting(plan, datamodule, seconds: float, probe_steps: int = 6) -> tuple[int
     run = build(probe, datamodule, [timer])
     run.trainer.fit(run.model, datamodule=run.datamodule)
     per_step = statistics.median(timer.times[2:] or timer.times)
-    steps = max(1, int(seconds / per_step))
+    if per_step > seconds:
+        raise ConfigError(f"search.seconds = {seconds:g} is shorter than one training step of this trial "
+                          f"({per_step:.2f} s at data.batch_size={plan.data.batch_size}): give each trial several "
+                          "steps' time, or a smaller batch.")
+    steps = int(seconds / per_step)
     per_epoch = max(1, int(run.trainer.num_training_batches))
     return math.ceil(steps / per_epoch), steps
 
