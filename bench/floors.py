@@ -32,7 +32,7 @@ RUNS = {
 
 
 def measure(overrides: tuple[str, ...], key: str, seed: int, threads: int) -> float:
-    from cnnlab.run.plans import train_plan
+    from cnnlab.cli import train_plan
     from cnnlab.run.tasks import train
 
     torch.set_num_threads(threads)

@@ -21,13 +21,13 @@ from pathlib import Path
 import pytorch_lightning as pl
 import torch
 
+from cnnlab.cli import train_plan
 from cnnlab.compose import compose
 from cnnlab.data.family import Family, read_data
 from cnnlab.data.memory import MemorySource
 from cnnlab.data.module import ImageData
 from cnnlab.data.splits import Split
 from cnnlab.run.build import build
-from cnnlab.run.plans import train_plan
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -31,11 +31,11 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from overhead import synthetic  # noqa: E402
 
+from cnnlab.cli import train_plan  # noqa: E402
 from cnnlab.layers import build_network  # noqa: E402
 from cnnlab.optim import decay_kwargs  # noqa: E402
 from cnnlab.run.build import build  # noqa: E402
 from cnnlab.run.lightning import quiet_lightning  # noqa: E402
-from cnnlab.run.plans import train_plan  # noqa: E402
 
 MICRO = ("arch.layers=[{type:GAP},{type:T}]", "data.batch_size=32")
 HOST_READ = "aten._local_scalar_dense.default"

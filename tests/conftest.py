@@ -84,7 +84,7 @@ def run_script(
 
 def train_plan(run_dir: Path, *overrides: str, data_dir: Path | None = None):
     """train.py's plan for these overrides, checked in-process."""
-    from cnnlab.run.plans import train_plan as make
+    from cnnlab.cli import train_plan as make
 
     return make(*overrides, f"paths.data_dir={data_dir or run_dir.parent / 'data'}", out=run_dir)
 

@@ -43,7 +43,7 @@ def test_a_trial_at_seconds_trains_what_fits_its_budget_and_stops_there(tmp_path
 
 def test_the_budget_stops_a_run_whatever_its_plan_says(tmp_path):
     """A trial's plan comes from an estimate; its seconds are a limit: a run planned for 50 epochs stops at 1 s."""
-    from cnnlab.run.plans import train_plan
+    from cnnlab.cli import train_plan
     from cnnlab.search.trial import train_for
 
     plan = train_plan("trainer.max_epochs=50", "trainer.limit_val_batches=1", "test=false", "logger=csv",

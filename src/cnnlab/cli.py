@@ -13,7 +13,18 @@ from pathlib import Path
 from hydra.experimental.callback import Callback
 
 from cnnlab.checks.errors import CnnlabError
-from cnnlab.compose import CONFIG_DIR, ROOT, null_group, reworded
+from cnnlab.compose import CONFIG_DIR, ROOT, compose, null_group, reworded
+
+
+def train_plan(*overrides: str, out: str | Path):
+    """`python src/train.py <overrides> hydra.run.dir=<out>`'s plan, checked as the command line checks it (for
+    notebooks, tests and benchmarks)."""
+    from cnnlab.run.plans import check_train
+    from cnnlab.schemas import register
+
+    register("train")  # as run() does: the config files' defaults name these schemas
+    return check_train(compose("train", *overrides, f"paths.output_dir={out}"))
+
 
 FLAGS = {"--cfg", "-c", "--hydra-help", "--info", "-i", "--shell-completion", "-sc"}
 

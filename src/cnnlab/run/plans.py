@@ -22,7 +22,7 @@ from cnnlab.checks.fields import (
 )
 from cnnlab.checks.options import Options, option
 from cnnlab.checks.places import earlier_run, writable
-from cnnlab.compose import compose, plain
+from cnnlab.compose import plain
 from cnnlab.data.family import read_data
 from cnnlab.data.options import DataOptions
 from cnnlab.layers.arch import Arch, read_arch
@@ -212,9 +212,3 @@ def check_eval(cfg: Any, job: Job | None = None, check_place: bool = True) -> Ev
     loggers = read_loggers(config.get("logger"), out, (job.sweep_dir, job.name) if job.in_sweep else None)
     return EvalPlan(options.seed, options.ckpt_path, saved["data_info"], data, Path(paths.get("data_dir") or "data"),
                     trainer, loggers, out, config)
-
-
-def train_plan(*overrides: str, out: str | Path) -> TrainPlan:
-    """`python src/train.py <overrides> hydra.run.dir=<out>`'s plan, checked as the command line checks it (for
-    notebooks, tests and benchmarks)."""
-    return check_train(compose("train", *overrides, f"paths.output_dir={out}"))
