@@ -67,7 +67,7 @@ def _bench(name: str):
 
 
 def test_time_to_accuracy_plot_reads_run_directories(fit, tmp_path):
-    run = fit("data.monitor_test=true", "trainer.max_epochs=3")
+    run = fit("data.monitor_test=true", "trainer.max_epochs=2", "arch=small")  # what it reads, not what it learns
     out = tmp_path / "plot.png"
     rows = _bench("time_to_accuracy").main([str(run.dir), "--out", str(out), "--targets", "0.0", "1.01"])
     assert out.is_file() and len(rows) == 1

@@ -104,8 +104,10 @@ def test_resume_with_another_arch_is_refused(trained_run, tmp_path):
         train_plan(tmp_path / "other", "arch=small", f"ckpt_path={trained_run.dir}/checkpoints/last.ckpt")
 
 
+@pytest.mark.slow  # a whole default run: 40 s alone, 85 s beside the other worker
 def test_default_experiment_reaches_95_percent(fit):
-    """The README's quick start: `python src/train.py` with no arguments (the seed arch on digits)."""
+    """The README's quick start: `python src/train.py` with no arguments (the seed arch on digits). The floor sits
+    1.9 points below the lowest of seeds 0-2 x 1-2 threads (bench/floors.json: 0.969-0.992)."""
     assert fit().results()["test/acc"] >= 0.95
 
 
