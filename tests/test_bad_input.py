@@ -125,6 +125,11 @@ HYDRA = [  # Hydra's refusals at composition, said by the one compose, each nami
                             "tensorboard, wandb. Did you mean 'tensorboard'?"),
     (["trainer.max_epoch=3"], "trainer.max_epoch is not an argument of pytorch_lightning.Trainer. Did you mean "
                               "'max_epochs'?"),
+    (["data.classes=[1,2"], "data.classes=[1,2: Hydra cannot read this value (no viable alternative at input "
+                            "'[1,2'); a list is [a,b] and a mapping {k: v}, their brackets closed."),
+    (["trainer.default_root_dir=/tmp/a?b=c"], "trainer.default_root_dir=/tmp/a?b=c: Hydra cannot read this value "
+     "(mismatched input '=' expecting <EOF>); a value holding '=', ',', spaces or brackets goes in Hydra's quotes, "
+     "inside the shell's: \"trainer.default_root_dir='/tmp/a?b=c'\""),
     (["debug=true"], "debug=true: debug is a config group, not a switch; choose one of fast (conf/debug/), or "
                      "debug=null for none."),
 ]

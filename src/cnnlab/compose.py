@@ -79,6 +79,8 @@ def reworded(err: BaseException, overrides: list[str] = ()) -> str:
             if names and value not in names:
                 return (f"{key}={value}: {key} is a config group, not a switch; choose one of {', '.join(names)} "
                         f"(conf/{key}/), or {key}=null for none.")
+    if type(err).__name__ == "OverrideParseException":  # storage=postgresql://...?host=/tmp
+        return _unparsed(overrides, first)
     if isinstance(err, MissingConfigException) or "Could not find '" in first:
         return _missing_entry(text)
     if first.startswith("Could not override '"):
@@ -100,6 +102,24 @@ def reworded(err: BaseException, overrides: list[str] = ()) -> str:
         if broken:
             return broken
     return first
+
+
+def _unparsed(overrides: list[str], problem: str) -> str:
+    """Hydra's grammar refused an override: which one, and how to quote its value."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parser = OverridesParser.create()
+    for override in overrides:
+        try:
+            parser.parse_overrides([override])
+        except Exception:  # noqa: BLE001 - the grammar's refusal, whatever its type
+            key, _, value = override.partition("=")
+            if value.startswith(("[", "{")):
+                return (f"{override}: Hydra cannot read this value ({problem}); a list is [a,b] and a mapping "
+                        "{k: v}, their brackets closed.")
+            return (f"{override}: Hydra cannot read this value ({problem}); a value holding '=', ',', spaces or "
+                    f"brackets goes in Hydra's quotes, inside the shell's: \"{key}='{value}'\"")
+    return problem
 
 
 def broken_file(overrides: list[str] = ()) -> str | None:

@@ -60,9 +60,11 @@ def requeue(study: optuna.Study, trial, reason: str) -> None:
 
 
 def beats(study: optuna.Study) -> bool:
-    """Whether the study's storage keeps heartbeats (a database made with a heartbeat interval)."""
-    storage = study._storage
-    return isinstance(storage, optuna.storages.RDBStorage) and storage.heartbeat_interval is not None
+    """Whether the study's storage keeps heartbeats (a database made with a heartbeat interval; a study wraps its
+    RDBStorage in a cache, so the storage's class says nothing)."""
+    from optuna.storages._heartbeat import is_heartbeat_enabled
+
+    return is_heartbeat_enabled(study._storage)
 
 
 def fail_stale(study: optuna.Study) -> int:
@@ -74,7 +76,8 @@ def fail_stale(study: optuna.Study) -> int:
         storage = study._storage
         ids = set(storage._get_stale_trial_ids(study._study_id))
         stale = [t for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)) if t._trial_id in ids]
-        why = f"was silent for more than {storage.grace_period:g} s (killed, or its machine lost)"
+        grace = getattr(storage, "_backend", storage).grace_period
+        why = f"was silent for more than {grace:g} s (killed, or its machine lost)"
     else:
         stale = [t for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
                  if WORKER in t.user_attrs and not alive(t.user_attrs[WORKER])]
@@ -153,7 +156,7 @@ def work(search, study: optuna.Study, deadline: float | None = None) -> None:
             search.tell(study, trial)
         elif (deadline is None or time.time() < deadline) and study.get_trials(deepcopy=False,
                                                                              states=(TrialState.RUNNING,)):
-            time.sleep(study._storage.heartbeat_interval if beats(study) else 2)
+            time.sleep(study._storage.get_heartbeat_interval() if beats(study) else 2)
         else:
             return
 
