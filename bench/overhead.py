@@ -75,6 +75,9 @@ class EpochTimer(pl.Callback):
 
 def train_config(*overrides: str):
     """The composed `train` config, as `src/train.py` would see it with these overrides."""
+    from cnnlab.schemas import register
+
+    register("train")  # the schemas the config files name, as the command line registers them
     return compose("train", *overrides)
 
 

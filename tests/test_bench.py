@@ -112,7 +112,9 @@ def test_search_agents_benchmark_end_to_end(tmp_path):
     for name, curve in record["curves"].items():
         errors = curve["best_val_err"]
         assert len(errors) == 2 and errors[1] <= errors[0], name  # best so far never gets worse
-    assert all(a["final_test_acc"] * 40 == round(a["final_test_acc"] * 40) for a in record["studies"].values())
+    # scored on the 40 test images: a multiple of 1/40 (float32 apart)
+    assert all(abs(40 * a["final_test_acc"] - round(40 * a["final_test_acc"])) < 1e-4
+               for a in record["studies"].values())
 
 
 def test_step_time_and_folder_decode_benchmarks(tmp_path):

@@ -149,6 +149,8 @@ def broken_file(overrides: list[str] = ()) -> str | None:
 def _missing_entry(text: str) -> str:
     """Hydra's 'Could not find' with its list of options, as one sentence."""
     first = text.splitlines()[0]  # In 'train': Could not find 'arch/nope'
+    if "'schema/" in first:  # a caller composed before cnnlab.schemas.register (the command line and train_plan do)
+        return f"{first}: the option schemas are not registered; call cnnlab.schemas.register('<command>') first."
     wanted = first.split("Could not find '")[-1].rstrip("'")
     group, _, name = wanted.rpartition("/")
     options = [line.strip() for line in text.splitlines() if line.startswith("\t") and "provider=" not in line]
