@@ -72,7 +72,7 @@ def test_cifar10_folders_read_the_same_pixels_and_labels_as_the_python_layout(ci
     reference = make_datamodule({"family": "cifar10", "download": False, "val_size": 5000}, python)
     reference.setup()
     assert split_counts(folder.splits["test"]) == split_counts(reference.splits["test"])
-    from cnnlab.data.base import Split
+    from cnnlab.data.splits import Split
 
     both = Split.concat([folder.splits["train"], folder.splits["val"]])
     assert split_counts(both) == split_counts(Split.concat([reference.splits["train"], reference.splits["val"]]))
