@@ -72,6 +72,18 @@ def test_wandb_offline_logs_config_metrics_and_reports(train, tmp_path, monkeypa
     assert (run.dir / "metrics.csv").is_file()  # the CSV record stays
 
 
+def test_wandb_online_without_an_account_is_refused_once_before_the_sweep(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WANDB_")}
+    out = tmp_path / "sweep"
+    cmd = [sys.executable, "src/train.py", "-m", "logger=wandb", "arch=small", "seed=1,2", "debug=fast",
+           f"hydra.sweep.dir={out}"]
+    proc = subprocess.run(cmd, cwd=ROOT, env={**env, "HOME": str(tmp_path)}, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    assert proc.stderr.count("error: logger=wandb logs to W&B online, but no W&B account is configured") == 1
+    assert "WANDB_MODE=offline" in proc.stderr and not list(out.glob("*/results.json"))
+
+
 def test_slurm_launcher_config_composes():
     cfg = compose_train(
         "hydra/launcher=slurm", "trainer=ddp", "trainer.devices=4", "trainer.num_nodes=2", return_hydra_config=True

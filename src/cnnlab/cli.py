@@ -139,7 +139,8 @@ def friendly_errors(task: Callable) -> Callable:
 class OutputDirCheck(Callback):
     """Hydra callback: the run (or sweep) folder must be creatable before Hydra makes it, or the user gets Hydra's
     traceback instead of a sentence; and a run folder that holds an earlier run is refused before Hydra writes its
-    .hydra/ into it (a run that continues it, with its own checkpoint as ckpt_path, may)."""
+    .hydra/ into it (a run that continues it, with its own checkpoint as ckpt_path, may). A sweep's launcher and
+    loggers are checked before its first job."""
 
     def _check(self, folder: str, key: str) -> None:
         from cnnlab.checks.places import writable
@@ -189,4 +190,13 @@ class OutputDirCheck(Callback):
                                    or n_jobs < -1):
             print(f"error: hydra.launcher.n_jobs = {n_jobs!r}; expected the number of jobs side by side, a positive "
                   "integer, or -1 for one per core.", file=sys.stderr)
+            sys.exit(2)
+        from omegaconf import OmegaConf
+
+        from cnnlab.loggers import ready
+
+        try:  # an account missing would stop every job, one by one
+            ready(OmegaConf.to_container(config.logger, resolve=False) if config.get("logger") else None)
+        except CnnlabError as err:
+            print(f"error: {err}", file=sys.stderr)
             sys.exit(2)

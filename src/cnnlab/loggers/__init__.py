@@ -26,6 +26,12 @@ class Adapter:
 
     def check(self, name: str, entry: dict[str, Any], run_dir: Path, sweep: tuple[Path, str] | None) -> None:
         """The entry checked and completed before anything is built (a sweep job's run named); changes `entry`."""
+        self.ready(name, entry)
+        if entry.get("save_dir"):
+            writable(Path(entry["save_dir"]), f"logger.{name}.save_dir")
+
+    def ready(self, name: str, entry: Mapping[str, Any]) -> None:
+        """What the logger needs from the machine (its package, an account), checked once before a sweep too."""
         if self.package is not None:
             try:
                 importlib.import_module(self.package)
@@ -33,8 +39,6 @@ class Adapter:
                 install = f"pip install -e '.[{self.extra}]'" if self.extra else f"pip install {self.package}"
                 raise OptionError(f"logger={name} needs the '{self.package}' package, which cannot be imported "
                                   f"({err}); install it with {install}.") from None
-        if entry.get("save_dir"):
-            writable(Path(entry["save_dir"]), f"logger.{name}.save_dir")
 
     def start(self, logger) -> None:
         """In the launching process, before any fork or spawn."""
@@ -77,6 +81,14 @@ def read_loggers(loggers: Mapping[str, Any] | None, run_dir: Path,
                               "(conf/logger/: csv, tensorboard, mlflow, wandb).")
         found[target].check(name, entry, run_dir, sweep)
     return entries
+
+
+def ready(loggers: Any) -> None:
+    """Each logger's needs from the machine, before a sweep's first job (a missing account would fail every job)."""
+    for name, entry in (loggers if isinstance(loggers, Mapping) else {}).items():
+        adapter = adapters().get(entry.get("_target_") if isinstance(entry, Mapping) else None)
+        if adapter is not None:
+            adapter.ready(name, entry)
 
 
 def adapters_of(entries: dict[str, dict[str, Any]]) -> list[Adapter]:

@@ -5,6 +5,7 @@ validation errors. Each run is the trial's own hand-over command (`experiment/tr
 what is confirmed is what you will run. confirm.csv holds every run."""
 
 import csv
+import functools
 import logging
 import statistics
 from dataclasses import dataclass
@@ -51,7 +52,7 @@ def plan_of(search, number: int, seed: int, epochs: int, steps: int = -1):
 
 def confirm(search, study: optuna.Study) -> list[Confirmed]:
     """The best `top` complete trials (by validation error) trained again over `seeds` seeds; best mean first."""
-    from cnnlab.search.trial import fitting, train_for
+    from cnnlab.search.trial import run_at
 
     options = search.plan.space.confirm
     unit = "epochs" if options.epochs else "seconds" if options.seconds else search.unit
@@ -66,10 +67,8 @@ def confirm(search, study: optuna.Study) -> list[Confirmed]:
         handover.write_trial(search, trial)
         errors = []
         for seed in seeds:
-            plan = plan_of(search, trial.number, seed, int(budget) if unit == "epochs" else 1)
-            if unit == "seconds":
-                plan = plan_of(search, trial.number, seed, *fitting(plan, search.datamodule_for(plan), budget))
-            outcome = train_for(plan, search.datamodule_for(plan), unit, budget)
+            make = functools.partial(plan_of, search, trial.number, seed)  # (epochs, steps) -> the run's plan
+            outcome = run_at(make, search.datamodule_for, unit, budget)
             errors.append(outcome.best)
             rows.append({"trial": trial.number, "seed": seed, "val_err": outcome.best, "epochs": outcome.epochs,
                          "steps": outcome.steps, "seconds": outcome.seconds, "images_per_s": outcome.images_per_s})

@@ -29,7 +29,7 @@ from cnnlab.search.outputs import write_outputs
 from cnnlab.search.plan import SearchPlan
 from cnnlab.search.pruners import Pruner
 from cnnlab.search.spaces import Space
-from cnnlab.search.trial import fitting, train_for
+from cnnlab.search.trial import run_at
 
 log = logging.getLogger("cnnlab.search")
 EXPECTED = (ArchError, NonFiniteLoss, OptionError)  # a trial that fails with a reason; the study goes on
@@ -173,13 +173,10 @@ class Search:
         net = build_network(list(drawn.specs), self.datamodule.input_shape, self.datamodule.num_classes)  # refused
         trial.set_user_attr("params", net.num_params)
         trial.set_user_attr("flops", net.flops)
-        if self.unit == "seconds":  # the epochs and steps that fit the budget, timed on this trial's own steps
-            fit = fitting(drawn.plan, self.datamodule_for(drawn.plan), self.budget)
-            drawn = self.space.draw(trial, self.plan.base, seed, out, *fit)
         log.info("trial %d: training %s, %s parameters, for %g %s", number, drawn.what, f"{net.num_params:,}",
                  self.budget, self.unit)
-        outcome = train_for(drawn.plan, self.datamodule_for(drawn.plan), self.unit, self.budget,
-                            trial if len(self.objectives) == 1 else None)
+        outcome = run_at(lambda epochs, steps: self.space.draw(trial, self.plan.base, seed, out, epochs, steps).plan,
+                         self.datamodule_for, self.unit, self.budget, trial if len(self.objectives) == 1 else None)
         for key in ("epochs", "steps", "seconds", "images_per_s"):
             trial.set_user_attr(key, getattr(outcome, key))
         if outcome.pruned:

@@ -42,6 +42,7 @@ class Fidelity(pl.Callback):
     def __init__(self, unit: str, budget: float, trial: Any = None):
         self.unit, self.budget, self.trial = unit, budget, trial
         self.best, self.epochs, self.steps, self.seconds, self.images, self.pruned = math.inf, 0, 0, 0.0, 0, False
+        self.step_s: list[float] = []  # each training step's seconds, data loading included
         self._since, self._said, self._reported, self.final = None, time.monotonic(), -1.0, False
 
     def done(self) -> float:
@@ -52,6 +53,7 @@ class Fidelity(pl.Callback):
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         now = time.perf_counter()
+        self.step_s.append(now - self._since)
         self.seconds, self.images, self._since = self.seconds + now - self._since, self.images + len(batch[1]), now
         self.steps += 1
         if self.unit == "seconds" and self.seconds >= self.budget:
@@ -77,27 +79,15 @@ class Fidelity(pl.Callback):
             self.pruned, trainer.should_stop = True, True
 
 
-class _StepTimes(pl.Callback):
-    def __init__(self):
-        self.times: list[float] = []
-        self._start = 0.0
-
-    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
-        self._start = time.perf_counter()
-
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        self.times.append(time.perf_counter() - self._start)
-
-
 def fitting(plan, datamodule, seconds: float, probe_steps: int = 6) -> tuple[int, int]:
     """(epochs, steps) of `plan`'s run that fit `seconds` of training, from the median of its timed steps (the
     first two, warm-up, left out)."""
     probe = plan.replace(trainer=dataclasses.replace(
         plan.trainer, max_steps=probe_steps, max_epochs=1, limit_val_batches=0, num_sanity_val_steps=0))
-    timer = _StepTimes()
+    timer = Fidelity("epochs", 1)
     run = build(probe, datamodule, [timer])
     run.trainer.fit(run.model, datamodule=run.datamodule)
-    per_step = statistics.median(timer.times[2:] or timer.times)
+    per_step = statistics.median(timer.step_s[2:] or timer.step_s)
     if per_step > seconds:
         raise ConfigError(f"search.seconds = {seconds:g} is shorter than one training step of this trial "
                           f"({per_step:.2f} s at data.batch_size={plan.data.batch_size}): give each trial several "
@@ -118,3 +108,12 @@ def train_for(plan, datamodule, unit: str, budget: float, trial: Any = None) -> 
         run.trainer.validate(run.model, datamodule=run.datamodule, verbose=False)
     return Outcome(fidelity.best, fidelity.epochs, fidelity.steps, round(fidelity.seconds, 2),
                    round(fidelity.images / max(fidelity.seconds, 1e-9), 1), fidelity.pruned)
+
+
+def run_at(make, datamodule_for, unit: str, budget: float, trial: Any = None) -> Outcome:
+    """`make(epochs, steps)`'s plan trained at the budget: at seconds, the epochs and steps that fit it are timed on
+    the plan's own steps first."""
+    plan = make(int(budget) if unit == "epochs" else 1, -1)
+    if unit == "seconds":
+        plan = make(*fitting(plan, datamodule_for(plan), budget))
+    return train_for(plan, datamodule_for(plan), unit, budget, trial)

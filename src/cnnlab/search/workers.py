@@ -76,8 +76,7 @@ def fail_stale(study: optuna.Study) -> int:
         storage = study._storage
         ids = set(storage._get_stale_trial_ids(study._study_id))
         stale = [t for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)) if t._trial_id in ids]
-        grace = getattr(storage, "_backend", storage).grace_period
-        why = f"was silent for more than {grace:g} s (killed, or its machine lost)"
+        why = "was silent for longer than its grace period, grace_s (killed, or its machine lost)"
     else:
         stale = [t for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
                  if WORKER in t.user_attrs and not alive(t.user_attrs[WORKER])]
