@@ -103,6 +103,17 @@ def test_the_resnet_d_shortcut_pools_every_pixel_then_projects(side):
         build_network([{**block[0], "shortcut": "maxpool"}, *block[1:]], (4, side, side), 3)
 
 
+def test_the_classifier_is_muons_only_where_its_layer_says_so():
+    layers = [{"type": "C", "num_output": 8, "kernel_size": 3}, {"type": "GAP"}]
+    for field in (False, True):
+        net = build_network([*layers, {"type": "T", "muon": field}], (3, 8, 8), 5)
+        classifier = net.layers[-1].weight  # GAP flattens: T is the bare Linear
+        assert (id(classifier) in {id(p) for p in net.matrix_weights()}) is field
+        assert id(net.layers[0][0].weight) in {id(p) for p in net.matrix_weights()}  # the conv, either way
+    with pytest.raises(ArchError, match="field 'muon' = 'yes'"):
+        build_network([*layers, {"type": "T", "muon": "yes"}], (3, 8, 8), 5)
+
+
 def test_muons_momentum_warms_up_linearly_and_its_count_is_checkpointed():
     weight = torch.nn.Parameter(torch.randn(4, 3))
     sgd = functools.partial(torch.optim.SGD, lr=0.1)

@@ -145,7 +145,8 @@ class Network(nn.Module):
 
     def matrix_weights(self) -> list[nn.Parameter]:
         """The weights optim=muon orthogonalises, as the layer types' builders named them (C and FC weights and
-        residual projections; not the T classifier, whitening or frozen kernels, biases or batch norm)."""
+        residual projections, the T classifier if its `muon` says so; not whitening or frozen kernels, biases or
+        batch norm)."""
         wanted = set(self._matrices)
         return [p for p in self.parameters() if id(p) in wanted and p.requires_grad]
 

@@ -1,6 +1,6 @@
 """T: the terminal dense layer, one output per class of the data set (never written in the list); last."""
 
-from cnnlab.checks.fields import Field, choice, positive_number
+from cnnlab.checks.fields import Field, boolean, choice, positive_number
 from cnnlab.layers.spec import BIAS, LayerSpec, LayerType, register
 
 
@@ -17,7 +17,7 @@ def build(spec: LayerSpec, shape, ctx):
         modules.append(ScaledLinear(features, n, bias=spec["bias"], scale=spec["logit_scale"]))
     else:
         modules.append(nn.Linear(features, n, bias=spec["bias"]))
-    return Layer(sequence(modules), (n,), 2 * features * n)  # Muon leaves the classifier to the other optimizer
+    return Layer(sequence(modules), (n,), 2 * features * n, [modules[-1].weight] if spec["muon"] else [])
 
 
 register(LayerType(
@@ -26,6 +26,8 @@ register(LayerType(
         "activation": Field(choice(None, "softmax"), None, "softmax: probabilities at prediction time"),
         "bias": BIAS,
         "logit_scale": Field(positive_number, 1.0, "multiply the logits by this constant"),
+        "muon": Field(boolean, False, "optim=muon orthogonalises this weight too (the CIFAR-100 speedrun's choice); "
+                                      "false: the other optimizer takes it"),
     },
     build,
 ))
