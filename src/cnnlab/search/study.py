@@ -176,7 +176,8 @@ class Search:
         log.info("trial %d: training %s, %s parameters, for %g %s", number, drawn.what, f"{net.num_params:,}",
                  self.budget, self.unit)
         outcome = run_at(lambda epochs, steps: self.space.draw(trial, self.plan.base, seed, out, epochs, steps).plan,
-                         self.datamodule_for, self.unit, self.budget, trial if len(self.objectives) == 1 else None)
+                         self.datamodule_for, self.unit, self.budget, trial if len(self.objectives) == 1 else None,
+                         plan=drawn.plan)  # drawn at the first length already: not drawn (composed) again
         for key in ("epochs", "steps", "seconds", "images_per_s"):
             trial.set_user_attr(key, getattr(outcome, key))
         if outcome.pruned:

@@ -110,10 +110,10 @@ def train_for(plan, datamodule, unit: str, budget: float, trial: Any = None) -> 
                    round(fidelity.images / max(fidelity.seconds, 1e-9), 1), fidelity.pruned)
 
 
-def run_at(make, datamodule_for, unit: str, budget: float, trial: Any = None) -> Outcome:
+def run_at(make, datamodule_for, unit: str, budget: float, trial: Any = None, plan: Any = None) -> Outcome:
     """`make(epochs, steps)`'s plan trained at the budget: at seconds, the epochs and steps that fit it are timed on
-    the plan's own steps first."""
-    plan = make(int(budget) if unit == "epochs" else 1, -1)
+    the plan's own steps first. `plan`: make's first one (the budget's epochs, or 1 at seconds), if already made."""
+    plan = plan or make(int(budget) if unit == "epochs" else 1, -1)
     if unit == "seconds":
         plan = make(*fitting(plan, datamodule_for(plan), budget))
     return train_for(plan, datamodule_for(plan), unit, budget, trial)
