@@ -129,3 +129,20 @@ def test_step_time_and_folder_decode_benchmarks(tmp_path):
     first, cached = record["workers_1"]["first"], record["workers_1"]["cached"]
     assert first["images"] == cached["images"] == 18 and first["uint8_bytes"] == 18 * 3 * 8 * 8
     assert record["decoders_one_core"]["pillow_img_s"] > 0
+
+
+def test_zero_cost_proxies_score_what_their_papers_define():
+    import torch
+    from torch import nn
+
+    zero_cost = _bench("zero_cost")
+    torch.manual_seed(0)
+    linear = nn.Linear(6, 3, bias=False)
+    weight = linear.weight.detach().clone()
+    # synflow of one linear map on an all-ones input: sum |W|, every weight made positive
+    assert zero_cost.synflow(linear, (6,)) == pytest.approx(weight.double().abs().sum().item(), rel=1e-12)
+    net = nn.Sequential(nn.Linear(6, 32), nn.ReLU(), nn.Linear(32, 3))
+    distinct, same = torch.randn(8, 6), torch.randn(1, 6).repeat(8, 1)
+    # NASWOT: images with the same activation codes make a singular kernel; distinct codes a full-rank one
+    assert zero_cost.naswot(net, same) == float("-inf") and zero_cost.naswot(net, distinct) > 0
+    assert zero_cost.spearman([1, 2, 3, 4], [10, 20, 40, 30]) == pytest.approx(0.8)
