@@ -187,6 +187,29 @@ def test_lookahead_moves_the_model_to_the_running_average(tmp_path):
         Lookahead(decay=1)
 
 
+class _Norms(pl.Callback):
+    def __init__(self, into: list):
+        self.into = into
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        norm = next(m for m in pl_module.modules() if isinstance(m, torch.nn.BatchNorm2d))
+        self.into.append((norm.running_mean.clone(), norm.weight.detach().clone()))
+
+
+@pytest.mark.parametrize("buffers", [True, False])
+def test_lookahead_averages_batch_norm_statistics_only_where_asked(tmp_path, buffers):
+    layers = [{"type": "C", "num_output": 4, "kernel_size": 3, "batch_norm": True}, {"type": "GAP"}, {"type": "T"}]
+    model, dm = _model(tmp_path, layers, reg=0.0)
+    before, after = [], []
+    lookahead = Lookahead(every=1, decay=0.5, power=0, buffers=buffers)
+    trainer = bare_trainer(max_steps=3, limit_val_batches=0, callbacks=[_Norms(before), lookahead, _Norms(after)])
+    trainer.fit(model, datamodule=dm)
+    for k in range(1, 3):
+        assert torch.allclose(after[k][1], (after[k - 1][1] + before[k][1]) / 2)  # the weights: averaged
+        statistics = (after[k - 1][0] + before[k][0]) / 2 if buffers else before[k][0]  # false: the model's own
+        assert torch.allclose(after[k][0], statistics) and not torch.allclose(before[k][0], after[k - 1][0])
+
+
 def test_tta_views_vote_as_airbench_weights_them():
     net = torch.nn.Sequential(torch.nn.Conv2d(1, 3, 3), torch.nn.Flatten(), torch.nn.LazyLinear(4))
     x = torch.randn(2, 1, 6, 6)

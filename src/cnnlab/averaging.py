@@ -19,6 +19,8 @@ class AveragingOptions(Options):
     decay: float = option(number(0, 1, high_open=True), 0.9, "the average's share at each update")
     power: float = option(non_negative, 0.0, "the decay grows as progress ** power (0: constant)")
     jump: bool = option(boolean, False, "the model jumps to the average at each update (lookahead)")
+    buffers: bool = option(boolean, True, "average batch-norm statistics too (false: the average takes the model's "
+                                          "own at each update, as the CIFAR-100 speedrun's lookahead does)")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -33,7 +35,8 @@ class LookaheadOptions(AveragingOptions):
 class EMA(WeightAveraging):
     """Every `every` steps: average <- lerp(average, model, 1 - d), where the decay d = `decay` x (step / total
     steps) ** `power` (power 0: constant; 3: from 0, no averaging early on, to `decay` at the end). With `jump`,
-    the model then jumps to the average (lookahead). Validation, checkpoints and the final model use the average."""
+    the model then jumps to the average (lookahead). Validation, checkpoints and the final model use the average.
+    Without `buffers` the batch-norm statistics are not averaged: each update gives the average the model's own."""
 
     key = "callbacks.ema"
     Options = AveragingOptions  # its options and their defaults, checked before the callback is made
@@ -42,18 +45,22 @@ class EMA(WeightAveraging):
         options = self.Options.read(values, f"{self.key}.")
         super().__init__(use_buffers=True)
         self.every, self.decay, self.power, self.jump = options.every, options.decay, options.power, options.jump
+        self.buffers = options.buffers
         self._weight = 1.0  # of the model in the next update: 1 - the decay at that step
         self._total, self._updates = 1, 0
         self._all: tuple[list[torch.Tensor], list[torch.Tensor]] = ([], [])  # (average, model): every tensor
-        self._floats: tuple[list[torch.Tensor], list[torch.Tensor]] = ([], [])  # the floating-point ones
+        self._floats: tuple[list[torch.Tensor], list[torch.Tensor]] = ([], [])  # the floating-point ones averaged
+        self._kept: tuple[list[torch.Tensor], list[torch.Tensor]] = ([], [])
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._total = max(1, int(trainer.estimated_stepping_batches))
         average = [*self._average_model.module.parameters(), *self._average_model.module.buffers()]
         current = [*pl_module.parameters(), *pl_module.buffers()]
         self._all = (average, current)
-        self._floats = ([a for a in average if a.is_floating_point()],
-                        [c for a, c in zip(average, current) if a.is_floating_point()])
+        averaged = len(average) if self.buffers else len(list(pl_module.parameters()))
+        self._floats = ([a for a in average[:averaged] if a.is_floating_point()],
+                        [c for a, c in zip(average[:averaged], current) if a.is_floating_point()])
+        self._kept = (average[averaged:], current[averaged:])  # buffers not averaged: the model's own, copied
         self._updates = int(self._average_model.n_averaged)  # read once (a resumed run continues its count)
 
     def should_update(self, step_idx: int | None = None, epoch_idx: int | None = None) -> bool:
@@ -74,6 +81,8 @@ class EMA(WeightAveraging):
                 torch._foreach_copy_(*self._all)
             else:
                 torch._foreach_lerp_(*self._floats, self._weight)
+                if self._kept[0]:
+                    torch._foreach_copy_(*self._kept)
             self._average_model.n_averaged += 1  # on the device, for checkpoints
             if self.jump:
                 torch._foreach_copy_(*reversed(self._all))
