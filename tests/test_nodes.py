@@ -134,7 +134,7 @@ def test_parallel_sweep_runs_jobs_side_by_side_one_device_each(tmp_path):
         out,
         "hydra/launcher=parallel",
         "arch=small",
-        "trainer.max_epochs=2",
+        "trainer.max_epochs=1",
         "optim.lr=-1,1e-3,3e-3",
         "+callbacks.probe._target_=tests.probes.RecordVisibleDevices",
         "+callbacks.probe.folder=${hydra:runtime.output_dir}",

@@ -117,7 +117,7 @@ def test_a_study_reopened_with_another_agent_pruner_or_space_is_refused_and_kept
 
 def test_a_recipe_search_draws_knobs_and_hands_over_a_command_that_reproduces_its_winner(tmp_path, capsys):
     out = tmp_path / "study"
-    search(out, "search=digits_recipe", "search.epochs=2", "n_trials=3", "sampler_seed=0", "pruner=none",
+    search(out, "search=digits_recipe", "search.epochs=2", "n_trials=2", "sampler_seed=0", "pruner=none",
            "search.params.arch=[small]", "+search.params.scheduler=[cosine]")
     # T_max follows trainer.max_epochs: not written, or a longer run's cosine would restart at the trial's epochs
     assert "T_max" not in (out / "experiment" / "best_experiment.yaml").read_text()
@@ -144,7 +144,7 @@ def _journal_trials(out, name="killed"):
 
 def test_two_workers_killed_mid_study_resume_to_exactly_n_trials(tmp_path):
     out = tmp_path / "study"
-    cmd = [sys.executable, "src/search.py", "study_name=killed", "n_trials=2", "n_workers=2", "search.epochs=2",
+    cmd = [sys.executable, "src/search.py", "study_name=killed", "n_trials=3", "n_workers=2", "search.epochs=3",
            "pruner=none", "search.blocks.low=2", "sampler_seed=0", f"hydra.run.dir={out}"]
     env = {**os.environ, "CNNLAB_DATA_DIR": str(tmp_path / "data"), "PYTHONWARNINGS": "ignore"}
     first = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -166,7 +166,7 @@ def test_two_workers_killed_mid_study_resume_to_exactly_n_trials(tmp_path):
     assert not [t for t in final if t.state.name == "RUNNING"]
     failed = [t for t in final if t.user_attrs.get("requeued")]
     assert len(failed) == 2 and all("stopped while it ran" in t.user_attrs["fail_reason"] for t in failed)
-    assert len([t for t in final if t.state.is_finished() and t not in failed]) == 2  # exactly n_trials, none lost
+    assert len([t for t in final if t.state.is_finished() and t not in failed]) == 3  # exactly n_trials, none lost
     retried = {t.user_attrs.get("retry_of") for t in _journal_trials(out)} - {None}
     assert retried == {t.number for t in failed}  # each killed trial ran again once, under a new number
 
