@@ -161,12 +161,18 @@ def test_bn_shifts_get_a_scaled_learning_rate_and_frozen_weights_no_group(tmp_pa
         _model(tmp_path, BN_NET, bn_bias_lr_scale=0)
 
 
+def _classifier_weight(module):
+    return module.net.layers[-1].weight.detach().clone()
+
+
 class _Record(pl.Callback):
-    def __init__(self, into: list):
-        self.into = into
+    """After each training step: what `read` takes of the module (by default the classifier's weight)."""
+
+    def __init__(self, into: list, read=_classifier_weight):
+        self.into, self.read = into, read
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
-        self.into.append(pl_module.net.layers[-1].weight.detach().clone())
+        self.into.append(self.read(pl_module))
 
 
 def test_lookahead_moves_the_model_to_the_running_average(tmp_path):
@@ -187,13 +193,9 @@ def test_lookahead_moves_the_model_to_the_running_average(tmp_path):
         Lookahead(decay=1)
 
 
-class _Norms(pl.Callback):
-    def __init__(self, into: list):
-        self.into = into
-
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
-        norm = next(m for m in pl_module.modules() if isinstance(m, torch.nn.BatchNorm2d))
-        self.into.append((norm.running_mean.clone(), norm.weight.detach().clone()))
+def _norm_state(module):
+    norm = next(m for m in module.modules() if isinstance(m, torch.nn.BatchNorm2d))
+    return norm.running_mean.clone(), norm.weight.detach().clone()
 
 
 @pytest.mark.parametrize("buffers", [True, False])
@@ -202,7 +204,8 @@ def test_lookahead_averages_batch_norm_statistics_only_where_asked(tmp_path, buf
     model, dm = _model(tmp_path, layers, reg=0.0)
     before, after = [], []
     lookahead = Lookahead(every=1, decay=0.5, power=0, buffers=buffers)
-    trainer = bare_trainer(max_steps=3, limit_val_batches=0, callbacks=[_Norms(before), lookahead, _Norms(after)])
+    recorders = _Record(before, _norm_state), _Record(after, _norm_state)
+    trainer = bare_trainer(max_steps=3, limit_val_batches=0, callbacks=[recorders[0], lookahead, recorders[1]])
     trainer.fit(model, datamodule=dm)
     for k in range(1, 3):
         assert torch.allclose(after[k][1], (after[k - 1][1] + before[k][1]) / 2)  # the weights: averaged
