@@ -43,7 +43,7 @@ class EMA(WeightAveraging):
 
     def __init__(self, **values):
         options = self.Options.read(values, f"{self.key}.")
-        super().__init__(use_buffers=True)
+        super().__init__(use_buffers=True)  # Lightning swaps buffers in any case; `buffers` decides what is averaged
         self.every, self.decay, self.power, self.jump = options.every, options.decay, options.power, options.jump
         self.buffers = options.buffers
         self._weight = 1.0  # of the model in the next update: 1 - the decay at that step
