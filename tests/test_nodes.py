@@ -128,24 +128,21 @@ def test_the_node_environment_is_checked_before_anything_is_built(env, fragment)
     assert (master.node, master.host, master.port, master.timeout_s) == (1, "10.0.0.1", 29500, 5)
 
 
-def test_parallel_sweep_runs_jobs_side_by_side_one_device_each(tmp_path):
+def test_parallel_sweep_runs_jobs_side_by_side_one_device_each_and_again_only_what_failed(tmp_path):
     out = tmp_path / "sweep"
-    proc = sweep(
-        out,
-        "hydra/launcher=parallel",
-        "arch=small",
-        "trainer.max_epochs=1",
-        "optim.lr=-1,1e-3,3e-3",
-        "+callbacks.probe._target_=tests.probes.RecordVisibleDevices",
-        "+callbacks.probe.folder=${hydra:runtime.output_dir}",
-        env={"CUDA_VISIBLE_DEVICES": "3,5", "PYTHONPATH": str(ROOT)},
-    )
+    args = ("hydra/launcher=parallel", "arch=small", "trainer.max_epochs=1", "optim.lr=-1,1e-3,3e-3",
+            "+callbacks.probe._target_=tests.probes.RecordVisibleDevices",
+            "+callbacks.probe.folder=${hydra:runtime.output_dir}")
+    env = {"CUDA_VISIBLE_DEVICES": "3,5", "PYTHONPATH": str(ROOT)}
+    proc = sweep(out, *args, env=env)
     assert proc.returncode == 1, proc.stderr[-3000:]  # finished, and says a job failed
+    assert "1 of 3 jobs did not complete" in proc.stderr
     with open(out / "summary.csv", newline="") as f:
         rows = {r["job"]: r for r in csv.DictReader(f)}
-    assert rows["0"]["status"].startswith("failed: optim.lr = ")
-    assert (out / "0" / "error.txt").is_file()
+    assert rows["0"]["status"].startswith("failed: optim.lr = ") and rows["0"]["overrides"].startswith("arch=small")
+    assert (out / "0" / "error.txt").is_file() and (out / "summary.png").is_file()
     assert rows["1"]["status"] == rows["2"]["status"] == "completed"  # the failure stopped nothing
+    assert all(0 <= float(rows[j]["test/acc"]) <= 1 and (out / j / "confusion_matrix.csv").is_file() for j in "12")
     # jobs 1 and 2 ran at the same time, in two worker processes, each seeing one of the two devices
     spans = {
         j: ((out / j / ".hydra" / "config.yaml").stat().st_mtime, (out / j / "results.json").stat().st_mtime)
@@ -154,6 +151,10 @@ def test_parallel_sweep_runs_jobs_side_by_side_one_device_each(tmp_path):
     assert spans["1"][0] < spans["2"][1] and spans["2"][0] < spans["1"][1], spans
     devices = {j: (out / j / "devices.txt").read_text().split() for j in ("1", "2")}
     assert {devices["1"][0], devices["2"][0]} == {"3", "5"} and devices["1"][1] != devices["2"][1]
+    # the same sweep into the same folder runs again only what did not finish
+    done = {j: (out / j / "results.json").stat().st_mtime_ns for j in "12"}
+    assert sweep(out, *args, env=env).returncode == 1
+    assert {j: (out / j / "results.json").stat().st_mtime_ns for j in "12"} == done
 
 
 def _claim(folder, slots, gpus, ready, results):

@@ -183,28 +183,55 @@ def _safe(url: str) -> list:
         return []
 
 
-def test_ctrl_c_of_a_search_with_workers_is_one_line_and_its_trials_run_again(tmp_path):
-    out = tmp_path / "study"
-    cmd = [sys.executable, "src/search.py", "study_name=stopped", "n_trials=6", "n_workers=2", "pruner=none",
-           "search.epochs=20", f"hydra.run.dir={out}"]
-    env = {**os.environ, "CNNLAB_DATA_DIR": str(tmp_path / "data"), "PYTHONWARNINGS": "ignore"}
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            start_new_session=True)
-    deadline = time.time() + 240
-    while time.time() < deadline:
+def _both_running(proc, out, failed=0, wait_s=240):
+    """Waits until both workers are inside a trial (after `failed` trials were failed and queued again)."""
+    deadline = time.time() + wait_s
+    while time.time() < deadline and proc.poll() is None:
         time.sleep(0.5)
-        if (out / "study.journal").exists() and sum(t.state.name == "RUNNING" for t in _trials(out)) == 2:
-            break
-    os.killpg(proc.pid, signal.SIGINT)  # as a terminal sends Ctrl-C to the whole group
-    stdout, stderr = proc.communicate(timeout=120)
-    assert proc.returncode == 130, stderr[-3000:]
+        if (out / "study.journal").exists():
+            states = [t for t in _trials(out) if t.state.name == "RUNNING" or t.user_attrs.get("requeued")]
+            if len(states) == 2 + failed and sum(t.state.name == "RUNNING" for t in states) == 2:
+                return [t for t in states if t.state.name == "RUNNING"]
+    raise AssertionError(f"both workers never ran a trial at once: {[t.state.name for t in _trials(out)]}")
+
+
+def test_a_search_with_workers_killed_then_stopped_by_ctrl_c_ends_with_exactly_n_trials(tmp_path):
+    """kill -9 of the command and its workers, the same command again (the killed trials failed with their reason
+    and run again), Ctrl-C of that one (one line, exit 130, its trials queued again), then the same command to the
+    end: exactly n_trials finished, none RUNNING, each stopped trial run again once under a new number."""
+    out = tmp_path / "study"
+    cmd = [sys.executable, "src/search.py", "study_name=stopped", "n_trials=3", "n_workers=2", "pruner=none",
+           "search.epochs=3", "search.blocks.low=2", "sampler_seed=0", f"hydra.run.dir={out}"]
+    env = {**os.environ, "CNNLAB_DATA_DIR": str(tmp_path / "data"), "PYTHONWARNINGS": "ignore"}
+
+    def start():
+        return subprocess.Popen(cmd, cwd=ROOT, env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                start_new_session=True)
+
+    first = start()
+    running = _both_running(first, out)
+    os.killpg(first.pid, signal.SIGKILL)  # the whole search without a word: the command and both workers
+    first.communicate()
+    assert running[0].params != running[1].params  # each worker draws with its own seed (sampler_seed + index)
+    second = start()
+    _both_running(second, out, failed=2)
+    os.killpg(second.pid, signal.SIGINT)  # as a terminal sends Ctrl-C to the whole group
+    stdout, stderr = second.communicate(timeout=120)
+    assert second.returncode == 130, stderr[-3000:]
     assert "Traceback" not in stderr and stderr.strip().splitlines()[-1].startswith("error: stopped by Ctrl-C")
     assert "Continue it with the same command" in stderr
+    reasons = [t.user_attrs["fail_reason"] for t in _trials(out) if t.user_attrs.get("requeued")]
+    assert len(reasons) == 4 and all("stopped while it ran (killed?)" in r for r in reasons[:2])
+    assert reasons[2:] == ["stopped by Ctrl-C; its parameters were queued again"] * 2
+    assert "trial 2: training" in (out / "search.log").read_text()  # the workers' lines are in the study's log
+    again = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "GPU available" not in again.stdout + again.stderr  # the workers are as quiet as the command
     final = _trials(out)
-    assert not [t for t in final if t.state.name == "RUNNING"]
-    assert [t.user_attrs["fail_reason"] for t in final if t.user_attrs.get("requeued")] == \
-        ["stopped by Ctrl-C; its parameters were queued again"] * 2
-    assert "trial 0: training" in (out / "search.log").read_text()  # the workers' lines are in the study's log
+    stopped = [t for t in final if t.user_attrs.get("requeued")]
+    assert not [t for t in final if t.state.name == "RUNNING"] and len(stopped) == 4
+    assert len([t for t in final if t.state.is_finished() and t not in stopped]) == 3  # exactly n_trials, none lost
+    assert {t.user_attrs.get("retry_of") for t in final} - {None} == {t.number for t in stopped}  # each once again
 
 
 def _trials(out):
