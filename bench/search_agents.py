@@ -63,6 +63,12 @@ def curve(folder: Path) -> tuple[list[float], list[float], list[int]]:
     return errors, times, epochs
 
 
+def at_time(curve: tuple, seconds: float) -> float:
+    """A study's best validation error once it had trained `seconds` (1.0 before its first trial ended)."""
+    errors, times, _ = curve
+    return min([e for e, t in zip(errors, times) if t <= seconds + 1e-9], default=1.0)
+
+
 def retrain(key: str, folder: Path, args) -> dict:
     """The study's winner through its hand-over command, on all training images for --final-epochs, tested."""
     out = args.work / f"final-{key}"
@@ -110,7 +116,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--train-size", type=int, default=5000)
     parser.add_argument("--val-size", type=int, default=2000)
     parser.add_argument("--epochs", type=int, default=1)
-    parser.add_argument("--final-epochs", type=int, default=3)
+    parser.add_argument("--final-epochs", type=int, default=3, help="0: no retraining of the winners")
     parser.add_argument("--agents", nargs="+", default=list(AGENTS), choices=AGENTS)
     parser.add_argument("--pruners", nargs="+", default=["none"], choices=PRUNERS)
     parser.add_argument("--override", nargs="*", default=[], help="search.py overrides for every study, e.g. "
@@ -128,19 +134,27 @@ def main(argv: list[str] | None = None) -> dict:
             curves[(name[(agent, pruner)], seed)] = (errors, times, epochs)
             print(f"{name[(agent, pruner)]:10s} seed {seed}: best val error {errors[-1]:.4f} after {len(errors)} "
                   f"trials, {epochs[-1]} epochs, {times[-1] / 60:.1f} min of training", flush=True)
+    # equal wall time: each seed's studies compared at the training time of its quickest one
+    equal = {s: min(curves[(k, s)][1][-1] for k in name.values()) for s in args.seeds}
     for agent, pruner in keys:
         key = name[(agent, pruner)]
         seeds = [s for k, s in curves if k == key]
+        at_equal = {s: at_time(curves[(key, s)], equal[s]) for s in seeds}
         best_seed = min(seeds, key=lambda s: curves[(key, s)][0][-1])
-        final = retrain(key.replace("/", "-"), args.work / f"{agent}-{pruner}-{best_seed}", args)
+        final = retrain(key.replace("/", "-"), args.work / f"{agent}-{pruner}-{best_seed}", args) \
+            if args.final_epochs else {}
         summary[key] = {"best_val_err_per_seed": {s: curves[(key, s)][0][-1] for s in seeds},
                         "mean_best_val_err": sum(curves[(key, s)][0][-1] for s in seeds) / len(seeds),
+                        "best_val_err_at_equal_time_per_seed": at_equal,
+                        "mean_best_val_err_at_equal_time": sum(at_equal.values()) / len(seeds),
                         "epochs_per_seed": {s: curves[(key, s)][2][-1] for s in seeds},
                         "trial_minutes_per_seed": {s: curves[(key, s)][1][-1] / 60 for s in seeds},
                         "retrained_from_seed": best_seed, **{f"final_{k}": v for k, v in final.items()}}
-        print(f"{key:10s} mean best val error {summary[key]['mean_best_val_err']:.4f}, mean epochs "
-              f"{sum(summary[key]['epochs_per_seed'].values()) / len(seeds):.0f}; its best list (seed {best_seed}) "
-              f"retrained: test accuracy {final['test_acc']:.4f}, {final['params']:,} params", flush=True)
+        print(f"{key:10s} mean best val error {summary[key]['mean_best_val_err']:.4f} (at equal wall time "
+              f"{summary[key]['mean_best_val_err_at_equal_time']:.4f}), mean epochs "
+              f"{sum(summary[key]['epochs_per_seed'].values()) / len(seeds):.0f}" + (
+                  f"; its best list (seed {best_seed}) retrained: test accuracy {final['test_acc']:.4f}, "
+                  f"{final['params']:,} params" if final else ""), flush=True)
     plot(curves, args.out)
     record = {"args": {k: str(v) for k, v in vars(args).items()}, "studies": summary,
               "curves": {f"{k}-{s}": {"best_val_err": e, "seconds": t, "epochs": n}

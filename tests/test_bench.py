@@ -112,6 +112,9 @@ def test_search_agents_benchmark_end_to_end(tmp_path):
     for name, curve in record["curves"].items():
         errors = curve["best_val_err"]
         assert len(errors) == 2 and errors[1] <= errors[0], name  # best so far never gets worse
+    studies = record["studies"].values()  # at equal wall time (the quickest study's): never better than at the end
+    assert all(s["best_val_err_at_equal_time_per_seed"][0] >= s["best_val_err_per_seed"][0] for s in studies)
+    assert any(s["best_val_err_at_equal_time_per_seed"][0] == s["best_val_err_per_seed"][0] for s in studies)
     # scored on the 40 test images: a multiple of 1/40 (float32 apart)
     assert all(abs(40 * a["final_test_acc"] - round(40 * a["final_test_acc"])) < 1e-4
                for a in record["studies"].values())
