@@ -133,10 +133,21 @@ TINY = ("trainer.max_epochs=2", "data.batch_size=256")
 
 @pytest.fixture(scope="session")
 def trained_run(tmp_path_factory) -> Run:
-    """One real two-epoch `src/train.py` run of the seed arch on digits, shared by the tests that read its outputs."""
-    run = run_script("train.py", tmp_path_factory.mktemp("trained") / "run", *TINY)
-    assert run.returncode == 0, run.output[-3000:]
-    return run
+    """One real two-epoch `src/train.py` run of the seed arch on digits, shared by the tests that read its outputs:
+    by every pytest-xdist worker too (the first trains it under a lock, the others read what it printed)."""
+    import fcntl
+
+    shared = tmp_path_factory.getbasetemp()
+    shared = shared.parent if os.environ.get("PYTEST_XDIST_WORKER") else shared
+    folder, printed = shared / "trained", shared / "trained" / "printed.json"
+    folder.mkdir(exist_ok=True)
+    with open(shared / "trained.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not printed.is_file():
+            run = run_script("train.py", folder / "run", *TINY)
+            assert run.returncode == 0, run.output[-3000:]
+            printed.write_text(json.dumps([run.stdout, run.stderr]))
+    return Run(0, *json.loads(printed.read_text()), folder / "run")
 
 
 @pytest.fixture(autouse=True)
