@@ -5,13 +5,15 @@ layer-by-layer space.
         --override "search.conv.num_output=[8,16,32]"
     python bench/search_agents.py --data-dir ../shared/data --agents tpe --pruners none hyperband --epochs 4 \
         --trials 20 --override "pruner.reduction_factor=2" --out bench/search_pruners.png
+    python bench/search_agents.py --data-dir ../shared/data --agents tpe --epochs 2 --variants epochs= \
+        "seconds=search.fidelity=seconds search.seconds=7" --out bench/search_fidelity.png
 
-Every (agent, pruner, seed) is one `src/search.py agent=<agent> search=metaqnn` study on real MNIST with a
+Every (agent, pruner, variant, seed) is one `src/search.py agent=<agent> search=metaqnn` study on real MNIST with a
 per-trial budget that fits two CPU cores (a fixed training subset, `--epochs` epochs); then each combination's best
 list over its seeds is retrained with the study's hand-over command at full budget (every training image but the
 `--val-size` validation ones, `--final-epochs` epochs) and tested on the official test set. Writes `--out` (a PNG:
 best validation error so far against trials, against epochs trained and against wall time, one line per seed) and a
-JSON beside it.
+JSON beside it, with each study's best at equal wall time (that of the quickest study of its seed).
 """
 
 from __future__ import annotations
@@ -37,14 +39,20 @@ def run(cmd: list[str], data_dir: Path) -> None:
         raise SystemExit(f"failed: {' '.join(cmd)}\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}")
 
 
-def search(agent: str, pruner: str, seed: int, args) -> Path:
-    folder = args.work / f"{agent}-{pruner}-{seed}"
+def search(agent: str, pruner: str, variant: str, seed: int, args) -> Path:
+    folder = args.work / "-".join(filter(None, (agent, pruner, variant, str(seed))))
     if not (folder / "trials.csv").is_file():
         run(["src/search.py", f"agent={agent}", "search=metaqnn", "data=mnist", "data.download=false",
              f"data.train_size={args.train_size}", f"data.val_size={args.val_size}", f"search.epochs={args.epochs}",
              f"n_trials={args.trials}", f"sampler_seed={seed}", f"pruner={pruner}",
-             f"study_name=bench-{agent}-{pruner}-{seed}", f"hydra.run.dir={folder}", *args.override], args.data_dir)
+             f"study_name=bench-{folder.name}", f"hydra.run.dir={folder}", *args.override,
+             *args.variants.get(variant, [])], args.data_dir)
     return folder
+
+
+def parse_variant(text: str) -> tuple[str, list[str]]:
+    name, _, overrides = text.partition("=")
+    return name, overrides.split()
 
 
 def curve(folder: Path) -> tuple[list[float], list[float], list[int]]:
@@ -121,27 +129,32 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--pruners", nargs="+", default=["none"], choices=PRUNERS)
     parser.add_argument("--override", nargs="*", default=[], help="search.py overrides for every study, e.g. "
                         "search.conv.num_output=[8,16,32] (a narrower space, for a CPU)")
+    parser.add_argument("--variants", nargs="*", default=[], type=parse_variant, metavar="NAME=OVERRIDES",
+                        help="studies that differ in overrides, e.g. epochs= 'seconds=search.fidelity=seconds "
+                        "search.seconds=7' (space-separated overrides after the first =)")
     parser.add_argument("--work", type=Path, default=ROOT / "outputs" / "bench" / "search_agents")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "search_agents.png")
     args = parser.parse_args(argv)
+    args.variants = dict(args.variants)
     args.work.mkdir(parents=True, exist_ok=True)
     start, curves, summary = time.perf_counter(), {}, {}
-    keys = [(a, p) for a in args.agents for p in args.pruners]
-    name = {(a, p): a if len(args.pruners) == 1 else p if len(args.agents) == 1 else f"{a}/{p}" for a, p in keys}
+    keys = [(a, p, v) for a in args.agents for p in args.pruners for v in args.variants or [""]]
+    varied = [k for k, n in enumerate((args.agents, args.pruners, args.variants)) if len(n) > 1] or [0]
+    name = {key: "/".join(key[k] for k in varied) for key in keys}  # what differs between the studies
     for seed in args.seeds:  # seeds outermost: a slow spell of the machine hits every agent alike
-        for agent, pruner in keys:
-            errors, times, epochs = curve(search(agent, pruner, seed, args))
-            curves[(name[(agent, pruner)], seed)] = (errors, times, epochs)
-            print(f"{name[(agent, pruner)]:10s} seed {seed}: best val error {errors[-1]:.4f} after {len(errors)} "
+        for key in keys:
+            errors, times, epochs = curve(search(*key, seed, args))
+            curves[(name[key], seed)] = (errors, times, epochs)
+            print(f"{name[key]:10s} seed {seed}: best val error {errors[-1]:.4f} after {len(errors)} "
                   f"trials, {epochs[-1]} epochs, {times[-1] / 60:.1f} min of training", flush=True)
     # equal wall time: each seed's studies compared at the training time of its quickest one
     equal = {s: min(curves[(k, s)][1][-1] for k in name.values()) for s in args.seeds}
-    for agent, pruner in keys:
-        key = name[(agent, pruner)]
+    for agent, pruner, variant in keys:
+        key = name[(agent, pruner, variant)]
         seeds = [s for k, s in curves if k == key]
         at_equal = {s: at_time(curves[(key, s)], equal[s]) for s in seeds}
         best_seed = min(seeds, key=lambda s: curves[(key, s)][0][-1])
-        final = retrain(key.replace("/", "-"), args.work / f"{agent}-{pruner}-{best_seed}", args) \
+        final = retrain(key.replace("/", "-"), search(agent, pruner, variant, best_seed, args), args) \
             if args.final_epochs else {}
         summary[key] = {"best_val_err_per_seed": {s: curves[(key, s)][0][-1] for s in seeds},
                         "mean_best_val_err": sum(curves[(key, s)][0][-1] for s in seeds) / len(seeds),

@@ -102,13 +102,20 @@ def test_search_agents_benchmark_end_to_end(tmp_path):
             "40",
             "--final-epochs",
             "1",
+            "--agents", "random", "tpe",
+            "--variants", "epochs=", "seconds=search.fidelity=seconds search.seconds=1",
             "--work",
             str(tmp_path / "work"),
             "--out",
             str(tmp_path / "agents.png"),
         ]
     )
-    assert set(record["studies"]) == {"random", "tpe", "evolution", "qlearning"} and (tmp_path / "agents.png").is_file()
+    assert set(record["studies"]) == {f"{a}/{v}" for a in ("random", "tpe") for v in ("epochs", "seconds")}
+    assert (tmp_path / "agents.png").is_file()
+    study = tmp_path / "work" / "random-none-seconds-0"  # a variant's overrides reach its studies only
+    assert "search.fidelity=seconds" in next((study / ".hydra").glob("*/overrides.yaml")).read_text()
+    assert "search.fidelity" not in next((study.parent / "random-none-epochs-0" / ".hydra").glob("*/overrides.yaml"))\
+        .read_text()
     for name, curve in record["curves"].items():
         errors = curve["best_val_err"]
         assert len(errors) == 2 and errors[1] <= errors[0], name  # best so far never gets worse
