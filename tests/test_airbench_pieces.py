@@ -11,7 +11,7 @@ import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 
-from cnnlab.averaging import Lookahead
+from cnnlab.averaging import lookahead
 from cnnlab.checks.errors import ArchError, ConfigError
 from cnnlab.data import make_datamodule
 from cnnlab.data.augment import alternating_flip, random_crop
@@ -178,11 +178,11 @@ class _Record(pl.Callback):
 def test_lookahead_moves_the_model_to_the_running_average(tmp_path):
     model, dm = _model(tmp_path, [{"type": "GAP"}, {"type": "T"}], reg=0.0)
     before, after = [], []
-    lookahead = Lookahead(every=1, decay=0.5, power=0)  # constant decay 0.5, every step
+    averaging = lookahead(every=1, decay=0.5, power=0)  # constant decay 0.5, every step
     trainer = bare_trainer(
         max_steps=4,
         limit_val_batches=0,
-        callbacks=[_Record(before), lookahead, _Record(after)],
+        callbacks=[_Record(before), averaging, _Record(after)],
     )
     trainer.fit(model, datamodule=dm)
     assert torch.equal(after[0], before[0])  # the first update starts the average at the model
@@ -190,7 +190,7 @@ def test_lookahead_moves_the_model_to_the_running_average(tmp_path):
         assert torch.allclose(after[k], (after[k - 1] + before[k]) / 2)
         assert not torch.allclose(after[k], before[k])
     with pytest.raises(ConfigError, match="lookahead.decay = 1"):
-        Lookahead(decay=1)
+        lookahead(decay=1)
 
 
 def _norm_state(module):
@@ -203,9 +203,9 @@ def test_lookahead_averages_batch_norm_statistics_only_where_asked(tmp_path, buf
     layers = [{"type": "C", "num_output": 4, "kernel_size": 3, "batch_norm": True}, {"type": "GAP"}, {"type": "T"}]
     model, dm = _model(tmp_path, layers, reg=0.0)
     before, after = [], []
-    lookahead = Lookahead(every=1, decay=0.5, power=0, buffers=buffers)
+    averaging = lookahead(every=1, decay=0.5, power=0, buffers=buffers)
     recorders = _Record(before, _norm_state), _Record(after, _norm_state)
-    trainer = bare_trainer(max_steps=3, limit_val_batches=0, callbacks=[recorders[0], lookahead, recorders[1]])
+    trainer = bare_trainer(max_steps=3, limit_val_batches=0, callbacks=[recorders[0], averaging, recorders[1]])
     trainer.fit(model, datamodule=dm)
     for k in range(1, 3):
         assert torch.allclose(after[k][1], (after[k - 1][1] + before[k][1]) / 2)  # the weights: averaged

@@ -98,7 +98,7 @@ BAD = [
         ["logger.mlflow.tracking_uri = http://127.0.0.1:9 cannot be reached", "start the MLflow server"],
     ),
     (
-        ["+callbacks.lookahead._target_=cnnlab.averaging.Lookahead", "+callbacks.lookahead.decay=1"],
+        ["+callbacks.lookahead._target_=cnnlab.averaging.lookahead", "+callbacks.lookahead.decay=1"],
         ["callbacks.lookahead.decay = 1"],
     ),
 ]

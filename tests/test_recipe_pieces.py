@@ -11,7 +11,7 @@ import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 
-from cnnlab.averaging import EMA
+from cnnlab.averaging import ema
 from cnnlab.checks.errors import ArchError, ConfigError
 from cnnlab.checks.fields import OptionError
 from cnnlab.data import make_datamodule
@@ -254,11 +254,11 @@ class _Record(pl.Callback):
 def test_ema_averages_without_moving_the_model_and_ends_on_the_average(tmp_path):
     model, dm = _model(tmp_path, layers=[{"type": "GAP"}, {"type": "T"}], optimizer=SGD, reg=0.0)
     seen = []
-    ema = EMA(every=1, decay=0.5, power=0)
+    averaging = ema(every=1, decay=0.5, power=0)
     trainer = bare_trainer(
         max_steps=4,
         limit_val_batches=0,
-        callbacks=[ema, _Record(seen)],
+        callbacks=[averaging, _Record(seen)],
     )
     trainer.fit(model, datamodule=dm)
     average = seen[0]
@@ -267,9 +267,9 @@ def test_ema_averages_without_moving_the_model_and_ends_on_the_average(tmp_path)
         assert not torch.allclose(seen[k], seen[k - 1])  # the model trains on its own weights
     assert torch.allclose(model.net.layers[-1].weight, average, atol=1e-6)  # and ends on the average
     with pytest.raises(ConfigError, match="callbacks.ema.decay = 1"):
-        EMA(decay=1)
+        ema(decay=1)
     with pytest.raises(ConfigError, match="callbacks.ema.jump = 'yes'"):
-        EMA(jump="yes")
+        ema(jump="yes")
 
 
 # --- ten-crop TTA ------------------------------------------------------------------------------------------------

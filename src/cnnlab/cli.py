@@ -14,6 +14,7 @@ from hydra.experimental.callback import Callback
 
 from cnnlab.checks.errors import CnnlabError
 from cnnlab.compose import CONFIG_DIR, ROOT, compose, null_group, reworded
+from cnnlab.run.stops import log_to_file, record_stop
 
 
 def train_plan(*overrides: str, out: str | Path):
@@ -93,8 +94,6 @@ def _job_failed(err: Exception) -> None:
     message = (own or f"{type(err).__name__}: {err}").splitlines()[0]
     trace = "" if own is not None else "\n" + traceback.format_exc()
     (out_dir / "error.txt").write_text(message + "\n" + trace)
-    from cnnlab.run.tasks import log_to_file
-
     log_to_file(f"error: {message}{trace}")
     print(f"error in job {out_dir.name}: {message}", file=sys.stderr)
     return None
@@ -118,8 +117,6 @@ def friendly_errors(task: Callable) -> Callable:
 
     @functools.wraps(task)
     def run_task(*args, **kwargs):
-        from cnnlab.run.tasks import record_stop
-
         try:
             return task(*args, **kwargs)
         except Exception as err:

@@ -74,7 +74,8 @@ def catalog(entry_point: str) -> list[Group]:
 
 
 def _callbacks() -> list[Group]:
-    """The callbacks of conf/callbacks/ whose target declares its options (cnnlab's averaging callbacks)."""
+    """The callbacks of conf/callbacks/ whose target declares its options (cnnlab's averaging callbacks; only cnnlab's
+    own targets are imported: Lightning's would cost every command seconds)."""
     from pathlib import Path
 
     import yaml
@@ -85,7 +86,8 @@ def _callbacks() -> list[Group]:
     found = {}
     for path in sorted(Path(CONFIG_DIR, "callbacks").glob("*.yaml")):
         for name, entry in (yaml.safe_load(path.read_text()) or {}).items():
-            declared = getattr(get_method(entry["_target_"]), "Options", None) if isinstance(entry, dict) else None
+            own = isinstance(entry, dict) and entry["_target_"].startswith("cnnlab.")
+            declared = getattr(get_method(entry["_target_"]), "Options", None) if own else None
             if isinstance(declared, type) and issubclass(declared, Options):
                 found[name] = Group(f"callbacks.{name}.", declared, f"`callbacks={path.stem}`: `callbacks.{name}.*`",
                                     f"schema/callbacks/{name}")
