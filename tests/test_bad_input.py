@@ -206,8 +206,8 @@ def test_each_command_exits_2_with_one_error_line(tmp_path, script, overrides, f
     assert len(run.stderr.strip().splitlines()) == 1, run.stderr
 
 
-def test_full_traceback_on_request(tmp_path):
-    env = {**os.environ, "HYDRA_FULL_ERROR": "1"}
+def test_a_refusal_comes_before_lightning_is_imported_with_its_traceback_on_request(tmp_path):
+    env = {**os.environ, "HYDRA_FULL_ERROR": "1", "PYTHONPROFILEIMPORTTIME": "1"}  # -X importtime: every import
     proc = subprocess.run(
         [sys.executable, "src/train.py", "data.batch_size=0", f"hydra.run.dir={tmp_path}"],
         cwd=ROOT,
@@ -216,6 +216,8 @@ def test_full_traceback_on_request(tmp_path):
         text=True,
     )
     assert proc.returncode != 0 and "Traceback" in proc.stderr and "OptionError" in proc.stderr
+    imported = [line.rsplit("|", 1)[-1].strip() for line in proc.stderr.splitlines() if line.startswith("import time:")]
+    assert "torch" in imported and "pytorch_lightning" not in imported  # seconds that a mistake should not cost
 
 
 def test_unwritable_output_folder_is_one_sentence():
