@@ -247,6 +247,16 @@ def test_a_broken_config_file_on_the_users_search_path_is_one_sentence_naming_it
     assert len(proc.stderr.strip().splitlines()) == 1 and not (tmp_path / "study").exists()
 
 
+def test_callbacks_that_are_not_a_mapping_name_every_entry_of_the_group():
+    from cnnlab.targets import read_callbacks
+
+    with pytest.raises(OptionError, match="expected callbacks=<name>") as caught:
+        read_callbacks("early_stop")  # an experiment file's `callbacks: early_stop` under its _global_ package
+    assert all(f"{p.stem}" in str(caught.value) for p in (ROOT / "conf" / "callbacks").glob("*.yaml"))
+    with pytest.raises(OptionError, match=r"callbacks=5: callbacks is a config group"):
+        compose_train("~callbacks", "+callbacks=5")
+
+
 def test_group_null_means_no_entry_of_that_group():
     from cnnlab.cli import null_group
 

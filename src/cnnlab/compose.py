@@ -43,6 +43,11 @@ def compose(config_name: str, *overrides: str, raw: bool = False, choices: dict[
         HydraConfig.instance().cfg = before
 
 
+def entries(group: str) -> list[str]:
+    """The names a config group offers (conf/<group>/*.yaml), sorted; none for what is not a group."""
+    return sorted(p.stem for p in Path(CONFIG_DIR, group).glob("*.yaml")) if group.isidentifier() else []
+
+
 def null_group(arg: str) -> str:
     """`logger=null` (or none) -> `~logger` for a config group of conf/; anything else as typed. A group with an
     entry of that name (`pruner=none`) takes the entry."""
@@ -74,8 +79,8 @@ def reworded(err: BaseException, overrides: list[str] = ()) -> str:
     text = str(err).strip() or type(err).__name__
     first = text.splitlines()[0]
     if first.startswith("Config group override must be a string or a list"):  # debug=true
-        for key, _, value in (o.lstrip("+~").partition("=") for o in overrides):
-            names = sorted(p.stem for p in Path(CONFIG_DIR, key).glob("*.yaml"))
+        for key, _, value in (o.lstrip("+~").partition("=") for o in overrides if "=" in o):
+            names = entries(key)
             if names and value not in names:
                 return (f"{key}={value}: {key} is a config group, not a switch; choose one of {', '.join(names)} "
                         f"(conf/{key}/), or {key}=null for none.")
@@ -172,8 +177,7 @@ def unknown_option(key: str, cause: Any, given: str) -> str:
     parent_key, _, name = missing.rpartition(".")
     parent = getattr(cause, "parent_node", None)
     if not isinstance(parent, DictConfig) or parent._is_none() or not parent:
-        group = Path(CONFIG_DIR) / parent_key
-        names = sorted(p.stem for p in group.glob("*.yaml")) if "." not in parent_key else []
+        names = entries(parent_key)
         if names:
             return (f"{key}: no {parent_key} is chosen ({parent_key}=null); choose one first, e.g. "
                     f"{parent_key}={names[0]} (conf/{parent_key}/: {', '.join(names)}).")

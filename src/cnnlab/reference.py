@@ -60,7 +60,7 @@ def help_text(entry_point: str) -> str:
     """`python src/<entry_point>.py --help`: its config groups (conf/<group>/, the default first) and its options."""
     import yaml
 
-    from cnnlab.compose import CONFIG_DIR
+    from cnnlab.compose import CONFIG_DIR, entries
 
     root = yaml.safe_load((Path(CONFIG_DIR) / f"{entry_point}.yaml").read_text())
     lines = [f"python src/{entry_point}.py [group=name ...] [option=value ...]", ""]
@@ -70,7 +70,7 @@ def help_text(entry_point: str) -> str:
     if groups:
         lines.append("groups (conf/<group>/; the default first):")
     for group, chosen in groups:
-        names = sorted(p.stem for p in (Path(CONFIG_DIR) / group).glob("*.yaml"))
+        names = entries(group)
         names = ([chosen] if chosen in names else []) + [n for n in names if n != chosen]
         lines.append(f"  {group:10s} {', '.join(names) or '(none)'}{'' if chosen in names else '  (none by default)'}")
     lines += ["", "options (name default: meaning):"]

@@ -105,8 +105,10 @@ def check_arguments(config: Mapping[str, Any], what: str, given_by_cnnlab: tuple
 
 def read_callbacks(callbacks: Mapping[str, Any] | None) -> dict[str, dict[str, Any]]:
     if callbacks is not None and not isinstance(callbacks, Mapping):
-        raise OptionError(f"callbacks = {callbacks!r}; expected callbacks=<name> (conf/callbacks/: default, "
-                          "early_stop, lookahead, ema).")
+        from cnnlab.compose import entries
+
+        raise OptionError(f"callbacks = {callbacks!r}; expected callbacks=<name> (conf/callbacks/: "
+                          f"{', '.join(entries('callbacks'))}).")
     entries = {name: dict(entry) for name, entry in (callbacks or {}).items()}
     for name, entry in entries.items():
         if not isinstance(entry, Mapping) or "_target_" not in entry:
