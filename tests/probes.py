@@ -37,3 +37,17 @@ class RecordVisibleDevices(pl.Callback):
 
     def on_fit_start(self, trainer, pl_module) -> None:
         (self.folder / "devices.txt").write_text(f"{os.environ.get('CUDA_VISIBLE_DEVICES')} {os.getpid()}\n")
+
+
+class WaitFor(pl.Callback):
+    """Holds training at its start until `<path>` exists: a trial that is surely running when a test kills it,
+    however fast the machine."""
+
+    def __init__(self, path: str):
+        self.path = Path(path)
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        import time
+
+        while not self.path.exists():
+            time.sleep(0.05)

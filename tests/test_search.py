@@ -51,8 +51,8 @@ def test_search_writes_outputs_and_its_best_arch_trains(tmp_path, fit, capsys):
 
 
 def test_a_trial_trains_through_train_pys_path_and_a_nan_trial_fails_with_its_reason(tmp_path):
-    """optim=, model.* and the NaN stop reach every trial, as they reach `train.py`; a diverging trial is recorded as
-    failed with the reason, and the study goes on."""
+    """optim=, model.*, callbacks and the NaN stop reach every trial, as they reach `train.py`; a diverging trial is
+    recorded as failed with the reason, and the study goes on."""
     out = tmp_path / "study"
     with pytest.raises(ConfigError, match=r"every trial of study .* failed \(2; trial 0: NonFiniteLoss"):
         search(
@@ -66,6 +66,8 @@ def test_a_trial_trains_through_train_pys_path_and_a_nan_trial_fails_with_its_re
             "+search.reg=[0.0]",
             "search.batch_norm=[false]",
             "model.label_smoothing=0.1",
+            "+callbacks.probe._target_=tests.probes.RecordVisibleDevices",
+            f"+callbacks.probe.folder={tmp_path}",
             "sampler_seed=0",
             *FAST,
         )  # BN could tame it
@@ -74,7 +76,7 @@ def test_a_trial_trains_through_train_pys_path_and_a_nan_trial_fails_with_its_re
     assert all("NonFiniteLoss: the training loss became" in r["reason"] for r in rows)
     trial = (out / "trials" / "0" / "config.yaml").read_text()
     assert "_target_: torch.optim.SGD" in trial and "label_smoothing: 0.1" in trial and "lr: 1000000000000.0" in trial
-    assert (out / "trials" / "0" / "arch_table.txt").is_file()
+    assert (out / "trials" / "0" / "arch_table.txt").is_file() and (tmp_path / "devices.txt").is_file()
 
 
 def test_study_resumes_its_trial_count_and_a_pareto_front(tmp_path):

@@ -93,6 +93,7 @@ def test_bad_search_input_is_one_sentence_before_the_first_trial(tmp_path):
         (("search.confirm.top=-1",), "search.confirm.top = -1"),
         (("search.lr=[0.1]",), "search.lr holds a value of another kind"),
         (("agent=null",), "agent = None; expected one of"),
+        (("search=digits_recipe", "callbacks=ema"), "callbacks.ema: a recipe space's trials train with their"),
     ]
     for overrides, fragment in cases:
         with pytest.raises(CnnlabError) as caught:
@@ -199,10 +200,11 @@ def test_a_search_with_workers_killed_then_stopped_by_ctrl_c_ends_with_exactly_n
     """kill -9 of the command and its workers, the same command again (the killed trials failed with their reason
     and run again), Ctrl-C of that one (one line, exit 130, its trials queued again), then the same command to the
     end: exactly n_trials finished, none RUNNING, each stopped trial run again once under a new number."""
-    out = tmp_path / "study"
+    out, gate = tmp_path / "study", tmp_path / "go"  # every trial waits at its start until the test opens the gate
     cmd = [sys.executable, "src/search.py", "study_name=stopped", "n_trials=3", "n_workers=2", "pruner=none",
-           "search.epochs=3", "search.blocks.low=2", "sampler_seed=0", f"hydra.run.dir={out}"]
-    env = {**os.environ, "CNNLAB_DATA_DIR": str(tmp_path / "data"), "PYTHONWARNINGS": "ignore"}
+           "search.epochs=1", "sampler_seed=0", "+callbacks.gate._target_=tests.probes.WaitFor",
+           f"+callbacks.gate.path={gate}", f"hydra.run.dir={out}"]
+    env = {**os.environ, "CNNLAB_DATA_DIR": str(tmp_path / "data"), "PYTHONWARNINGS": "ignore", "PYTHONPATH": str(ROOT)}
 
     def start():
         return subprocess.Popen(cmd, cwd=ROOT, env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -224,6 +226,7 @@ def test_a_search_with_workers_killed_then_stopped_by_ctrl_c_ends_with_exactly_n
     assert len(reasons) == 4 and all("stopped while it ran (killed?)" in r for r in reasons[:2])
     assert reasons[2:] == ["stopped by Ctrl-C; its parameters were queued again"] * 2
     assert "trial 2: training" in (out / "search.log").read_text()  # the workers' lines are in the study's log
+    gate.touch()
     again = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert again.returncode == 0, again.stderr[-3000:]
     assert "GPU available" not in again.stdout + again.stderr  # the workers are as quiet as the command

@@ -13,7 +13,6 @@ import yaml
 
 TRAIN_GROUPS = ("arch", "data", "model", "optim", "scheduler", "trainer", "callbacks")
 TRIAL_ONLY = {"trainer": ("enable_checkpointing", "enable_progress_bar", "default_root_dir")}  # how a trial runs
-SECTIONS = ("arch", "data", "model", "optim", "scheduler", "trainer")
 
 
 def differences(value: Any, reference: Any) -> Any:
@@ -55,7 +54,7 @@ def experiment(config: dict[str, Any], choices: dict[str, str]) -> dict[str, Any
     defaults = [f"{g}={c}" for g, c in groups.items()]
     reference = following(compose("train", *defaults, raw=True), plain(compose("train", *defaults)), config)
     body: dict[str, Any] = {"defaults": [{f"override /{g}": c} for g, c in groups.items()]}
-    for section in SECTIONS:
+    for section in TRAIN_GROUPS:
         value = config.get(section)
         if section == "arch":  # the list whole (another default list is not merged into it)
             body["arch"] = {k: value[k] for k in ("name", "layers", "width", "depth") if k in value}

@@ -28,6 +28,7 @@ from cnnlab.run.trainer import TrainerOptions
 from cnnlab.search.agents import Agent
 from cnnlab.search.pruners import Pruner
 from cnnlab.search.spaces import Space
+from cnnlab.targets import read_callbacks
 
 OBJECTIVES = ("val_err", "seconds", "params", "flops")
 
@@ -105,7 +106,7 @@ class SearchPlan:
     command: str = "python src/search.py"  # as typed, for the hand-over
 
 
-SECTIONS = ("search", "agent", "pruner", "data", "model", "optim", "scheduler", "trainer", "paths")
+SECTIONS = ("search", "agent", "pruner", "data", "model", "optim", "scheduler", "trainer", "callbacks", "paths")
 NO_PRUNING = {"name": "none"}  # pruner=null: no entry, no pruning
 
 
@@ -132,10 +133,17 @@ def check_search(cfg: Any) -> SearchPlan:
     optimisation = read_optimisation(config.get("optim") or {}, config.get("scheduler"), model.reg)
     run = RunOptions.read({"seed": options.seed, "test": False}, "")
     base = TrainPlan(run=run, arch=Arch(None, ()), data=data, data_config=dict(config.get("data") or {}), model=model,
-                     optimisation=optimisation, trainer=trainer, loggers={}, callbacks={}, out=out,
-                     data_dir=Path(paths.get("data_dir") or "data"), master=None, config=config, quiet=True)
+                     optimisation=optimisation, trainer=trainer, loggers={}, callbacks=trial_callbacks(config),
+                     out=out, data_dir=Path(paths.get("data_dir") or "data"), master=None, config=config, quiet=True)
     base = space_kind.check(space, base)
     return SearchPlan(options, space, agent, pruner, out, base, *hydra_launch())
+
+
+def trial_callbacks(config: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The command's callbacks (callbacks=ema), which every trial trains with, but for checkpoints: a trial keeps
+    none."""
+    callbacks = read_callbacks(config.get("callbacks"))
+    return {k: c for k, c in callbacks.items() if not str(c["_target_"]).endswith("ModelCheckpoint")}
 
 
 def hydra_launch() -> tuple[dict[str, str], str]:

@@ -82,6 +82,10 @@ class Recipe(Space):
     def check(cls, options: RecipeOptions, base: Any) -> Any:
         """The base experiment exists and every knob's name and values pass train.py's checks (each value tried with
         the others at their first); returns the plan of a trial at the first values."""
+        if base.callbacks:
+            raise OptionError(f"callbacks.{next(iter(base.callbacks))}: a recipe space's trials train with their "
+                              "experiment's callbacks (search.base); choose them there, or search them as a knob "
+                              "(search.params.callbacks=[default,ema]).")
         length = [p for p in options.params if p in ("trainer.max_epochs", "trainer.max_steps")]
         if length and options.fidelity == "seconds":
             raise OptionError(f"search.params.{length[0]}: with search.fidelity=seconds each trial trains as many "
