@@ -127,11 +127,15 @@ def test_search_agents_benchmark_end_to_end(tmp_path):
                for a in record["studies"].values())
 
 
-def test_step_time_and_folder_decode_benchmarks(tmp_path):
+def test_step_time_benchmark():
     rows = _bench("step_time").main(
         ["--arch", "small", "--input", "1", "8", "8", "--batch", "4", "8", "--repeats", "1"]
     )
     assert len(rows) == 4 and all(r["img_s"] > 0 for r in rows)
+
+
+@pytest.mark.slow  # two fresh processes by design (each figure is a user's run): 15 s for a benchmark's rehearsal
+def test_folder_decode_benchmark(tmp_path):
     from tests.test_folder import write_images
 
     write_images(tmp_path / "imgs", n_per_class=6, suffix=".jpg")

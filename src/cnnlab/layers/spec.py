@@ -1,4 +1,4 @@
-"""The layer vocabulary (DESIGN.md §1): one `LayerType` record per type, registered by its own module in
+"""The layer vocabulary (README.md "The layer list"): one `LayerType` record per type, registered by its own module in
 `cnnlab/layers/types/`, and the checks every layer list passes before anything is built or any data is read.
 
 Pure Python on purpose: a layer list is checked here before torch builds anything. A new layer type is one module
