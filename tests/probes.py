@@ -40,8 +40,8 @@ class RecordVisibleDevices(pl.Callback):
 
 
 class WaitFor(pl.Callback):
-    """Holds training at its start until `<path>` exists: a trial that is surely running when a test kills it,
-    however fast the machine."""
+    """Holds training at its start until `<path>` exists, after a line in `<path>.waiting`: a trial that is surely
+    training when a test stops it, however fast the machine."""
 
     def __init__(self, path: str):
         self.path = Path(path)
@@ -49,5 +49,7 @@ class WaitFor(pl.Callback):
     def on_train_start(self, trainer, pl_module) -> None:
         import time
 
+        with open(f"{self.path}.waiting", "a") as f:
+            f.write(f"{os.getpid()}\n")
         while not self.path.exists():
             time.sleep(0.05)

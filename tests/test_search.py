@@ -81,9 +81,12 @@ def test_a_trial_trains_through_train_pys_path_and_a_nan_trial_fails_with_its_re
 
 def test_study_resumes_its_trial_count_and_a_pareto_front(tmp_path):
     out = tmp_path / "study"
-    search(out, "n_trials=2", *FAST)
-    search(out, "n_trials=3", *FAST)
-    assert [int(r["number"]) for r in trials(out)] == [0, 1, 2]
+    search(out, "n_trials=2", "sampler_seed=0", *FAST)
+    search(out, "n_trials=4", "sampler_seed=0", *FAST)
+    rows = trials(out)
+    assert [int(r["number"]) for r in rows] == [0, 1, 2, 3]
+    drawn = [{k: v for k, v in r.items() if k.startswith("p_")} for r in rows]
+    assert drawn[2:] != drawn[:2]  # a seeded sampler continuing a study does not draw its first trials again
     pareto = tmp_path / "pareto"
     search(pareto, "n_trials=3", "objectives=[val_err,params]", *FAST)
     assert (pareto / "pareto_front.png").is_file()

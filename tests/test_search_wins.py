@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import optuna
 import pytest
@@ -184,16 +185,15 @@ def _safe(url: str) -> list:
         return []
 
 
-def _both_running(proc, out, failed=0, wait_s=240):
-    """Waits until both workers are inside a trial (after `failed` trials were failed and queued again)."""
+def _both_training(proc, out, gate, n, wait_s=240):
+    """Waits until `n` trials in all have reached the gate, the last two of them training now."""
     deadline = time.time() + wait_s
     while time.time() < deadline and proc.poll() is None:
-        time.sleep(0.5)
-        if (out / "study.journal").exists():
-            states = [t for t in _trials(out) if t.state.name == "RUNNING" or t.user_attrs.get("requeued")]
-            if len(states) == 2 + failed and sum(t.state.name == "RUNNING" for t in states) == 2:
-                return [t for t in states if t.state.name == "RUNNING"]
-    raise AssertionError(f"both workers never ran a trial at once: {[t.state.name for t in _trials(out)]}")
+        time.sleep(0.2)
+        waiting = Path(f"{gate}.waiting")
+        if waiting.exists() and len(waiting.read_text().split()) == n:
+            return [t for t in _trials(out) if t.state.name == "RUNNING"]
+    raise AssertionError(f"both workers never trained at once: {[t.state.name for t in _trials(out)]}")
 
 
 def test_a_search_with_workers_killed_then_stopped_by_ctrl_c_ends_with_exactly_n_trials(tmp_path):
@@ -211,12 +211,12 @@ def test_a_search_with_workers_killed_then_stopped_by_ctrl_c_ends_with_exactly_n
                                 start_new_session=True)
 
     first = start()
-    running = _both_running(first, out)
+    running = _both_training(first, out, gate, 2)
     os.killpg(first.pid, signal.SIGKILL)  # the whole search without a word: the command and both workers
     first.communicate()
     assert running[0].params != running[1].params  # each worker draws with its own seed (sampler_seed + index)
     second = start()
-    _both_running(second, out, failed=2)
+    _both_training(second, out, gate, 4)
     os.killpg(second.pid, signal.SIGINT)  # as a terminal sends Ctrl-C to the whole group
     stdout, stderr = second.communicate(timeout=120)
     assert second.returncode == 130, stderr[-3000:]
@@ -257,3 +257,23 @@ def test_a_database_study_fails_and_requeues_a_silent_workers_trial(tmp_path):
     failed, again = study.trials
     assert failed.state.name == "FAIL" and "silent for longer than its grace period" in failed.user_attrs["fail_reason"]
     assert again.state.name == "WAITING" and again.system_attrs["fixed_params"] == failed.params  # queued again
+
+
+def test_ctrl_c_inside_optunas_journal_lock_release_still_reads_as_ctrl_c(tmp_path, monkeypatch):
+    """A Ctrl-C that lands while Optuna releases the journal's lock comes out of it as FileNotFoundError (its
+    handler unlinks a file the rename never made): a worker still stops as by Ctrl-C (exit 130, no traceback)."""
+    from optuna.storages.journal import JournalFileSymlinkLock
+
+    from cnnlab.search.workers import by_ctrl_c
+
+    (tmp_path / "j").touch()
+    lock = JournalFileSymlinkLock(str(tmp_path / "j"))
+    lock.acquire()
+
+    def interrupted(*_):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(os, "rename", interrupted)  # the signal arrives inside release()
+    with pytest.raises(FileNotFoundError) as caught:
+        lock.release()
+    assert by_ctrl_c(caught.value) and not by_ctrl_c(FileNotFoundError("a file that is simply missing"))

@@ -68,7 +68,8 @@ class SearchOptions(Options):
                                  "null: a journal file in the study folder; any SQLAlchemy URL for many machines")
     objectives: tuple[str, ...] = option(Checker(_objectives, (["params"], [], "val_err")), ["val_err"],
                                          "what the study minimises")
-    sampler_seed: int | None = option(optional(integer(0)), None, "an int makes a one-worker search repeatable")
+    sampler_seed: int | None = option(optional(integer(0)), None, "an int makes a one-worker search repeatable "
+                                      "(a continued study draws on, never its first trials again)")
     n_workers: int = option(positive_int, 1, "trials side by side, each in a process of its own (cores divided)")
     timeout_min: float | None = option(optional(positive_number), None,
                                        "no trial starts after this many minutes of this command (running ones end)")

@@ -44,10 +44,10 @@ class Search:
         self.datamodule = self.datamodule_for(plan.base)
         self.space = Space.kinds()[plan.space.kind](plan.space, self.datamodule.input_shape,
                                                     self.datamodule.num_classes)
-        n, seed = len(self.objectives), self.options.sampler_seed
-        self.sampler = Agent.kinds()[plan.agent.name].sampler(plan.agent, seed, self.options.n_trials, n)
+        self.sampler = self.make_sampler(self.options.sampler_seed)
         # Optuna prunes single-objective studies only
-        self.pruner = Pruner.kinds()[plan.pruner.name if n == 1 else "none"].make(plan.pruner, self.budget, self.unit)
+        single = len(self.objectives) == 1
+        self.pruner = Pruner.kinds()[plan.pruner.name if single else "none"].make(plan.pruner, self.budget, self.unit)
 
     def datamodule_for(self, plan: TrainPlan):
         """The trial's data module over images read once: trials differ in batch size and augmentation, not in
@@ -111,7 +111,16 @@ class Search:
             except ImportError as err:  # the URL's database driver is not installed
                 raise _storage_error(self.url, err) from None
         self._same_study(study)
+        done, seed = len(study.get_trials(deepcopy=False)), self.options.sampler_seed
+        if done and seed is not None:  # a seed alone would draw the study's first trials again
+            import numpy as np
+
+            study.sampler = self.make_sampler(int(np.random.SeedSequence([seed, done]).generate_state(1)[0]))
         return study
+
+    def make_sampler(self, seed: int | None) -> Any:
+        return Agent.kinds()[self.plan.agent.name].sampler(self.plan.agent, seed, self.options.n_trials,
+                                                           len(self.objectives))
 
     def _same_study(self, study: optuna.Study) -> None:
         """One study, one agent, pruner, space and objectives: continuing it with others would mix incomparable
@@ -151,8 +160,7 @@ class Search:
             study.tell(trial, state=TrialState.FAIL)
             log.info("trial %d: failed: %s", trial.number, trial.user_attrs["fail_reason"])
         except BaseException as err:
-            # Lightning turns a Ctrl-C inside fit into exit(1), raised while handling the KeyboardInterrupt
-            ctrl_c = isinstance(err, KeyboardInterrupt) or isinstance(err.__context__, KeyboardInterrupt)
+            ctrl_c = workers.by_ctrl_c(err)
             why = "stopped by Ctrl-C" if ctrl_c else f"{type(err).__name__}: {err}"[:200]
             workers.requeue(study, study.get_trials(deepcopy=False)[trial.number], why)
             if ctrl_c:
@@ -277,8 +285,10 @@ def worker_main(plan: SearchPlan, index: int, n_workers: int, deadline: float | 
         search = Search(plan)
         log.info("ready")
         workers.work(search, search.study(), deadline)
-    except KeyboardInterrupt:  # its trial is queued again (Search.tell); the command says what happened
-        sys.exit(130)
+    except BaseException as err:  # Ctrl-C: its trial is queued again (Search.tell); the command says what happened
+        if workers.by_ctrl_c(err):
+            sys.exit(130)
+        raise
 
 
 def _race(err: Exception) -> bool:

@@ -49,6 +49,12 @@ def alive(worker: str) -> bool:
     return True
 
 
+def by_ctrl_c(err: BaseException) -> bool:
+    """Ctrl-C, or an error raised while handling it: Lightning's exit(1) inside fit, or Optuna's journal lock
+    failing to release a lock it was still waiting for (FileNotFoundError)."""
+    return isinstance(err, KeyboardInterrupt) or isinstance(err.__context__, KeyboardInterrupt)
+
+
 def requeue(study: optuna.Study, trial, reason: str) -> None:
     """A trial its worker could not finish: failed with `reason`, its parameters queued again as a new trial."""
     study._storage.set_trial_user_attr(trial._trial_id, "fail_reason", f"{reason}; its parameters were queued again")
