@@ -65,7 +65,7 @@ def _journal(out):
 
 def test_the_confirmation_hands_over_the_best_mean_over_seeds(tmp_path, capsys):
     out = tmp_path / "study"
-    search(out, "n_trials=3", "pruner=none", "search.confirm.top=2", "search.confirm.seeds=2", *FAST)
+    search(out, "n_trials=3", "pruner=none", "search.confirm.top=2", "search.confirm.seeds=2", "callbacks=ema", *FAST)
     with open(out / "confirm.csv", newline="") as f:
         runs = list(csv.DictReader(f))
     assert len(runs) == 4 and len({r["seed"] for r in runs}) == 2  # the same seeds for both candidates
@@ -75,6 +75,7 @@ def test_the_confirmation_hands_over_the_best_mean_over_seeds(tmp_path, capsys):
     winner = min(means, key=lambda n: sum(means[n]) / 2)
     header = (out / "experiment" / "best_experiment.yaml").read_text()
     assert f"(study cnn_small-tpe-digits, trial {winner})" in header and "Confirmed over seeds" in header
+    assert "cnnlab.averaging.ema" in header and "dirpath" not in header  # the trials' callbacks, not the study's folder
     assert f"best: trial {winner}" in capsys.readouterr().out
 
 

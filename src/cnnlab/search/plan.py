@@ -133,8 +133,9 @@ def check_search(cfg: Any) -> SearchPlan:
     out = writable(Path(paths.get("output_dir") or "outputs/search"), "hydra.run.dir")
     optimisation = read_optimisation(config.get("optim") or {}, config.get("scheduler"), model.reg)
     run = RunOptions.read({"seed": options.seed, "test": False}, "")
+    config = {**config, "callbacks": trial_callbacks(config)}  # as trials run, and as the hand-over writes them
     base = TrainPlan(run=run, arch=Arch(None, ()), data=data, data_config=dict(config.get("data") or {}), model=model,
-                     optimisation=optimisation, trainer=trainer, loggers={}, callbacks=trial_callbacks(config),
+                     optimisation=optimisation, trainer=trainer, loggers={}, callbacks=config["callbacks"],
                      out=out, data_dir=Path(paths.get("data_dir") or "data"), master=None, config=config, quiet=True)
     base = space_kind.check(space, base)
     return SearchPlan(options, space, agent, pruner, out, base, *hydra_launch())
