@@ -95,7 +95,8 @@ def test_bad_search_input_is_one_sentence_before_the_first_trial(tmp_path):
         (("search.confirm.top=-1",), "search.confirm.top = -1"),
         (("search.lr=[0.1]",), "search.lr holds a value of another kind"),
         (("agent=null",), "agent = None; expected one of"),
-        (("search=digits_recipe", "callbacks=ema"), "callbacks.ema: a recipe space's trials train with their"),
+        (("search=digits_recipe", "callbacks=ema"), "choose them there, or search them as a knob "
+                                                  "(+search.params.callbacks=[default,ema])"),
     ]
     for overrides, fragment in cases:
         with pytest.raises(CnnlabError) as caught:

@@ -109,8 +109,8 @@ def read_callbacks(callbacks: Mapping[str, Any] | None) -> dict[str, dict[str, A
 
         raise OptionError(f"callbacks = {callbacks!r}; expected callbacks=<name> (conf/callbacks/: "
                           f"{', '.join(entries('callbacks'))}).")
-    entries = {name: dict(entry) for name, entry in (callbacks or {}).items()}
-    for name, entry in entries.items():
+    configs = {name: dict(entry) for name, entry in (callbacks or {}).items()}
+    for name, entry in configs.items():
         if not isinstance(entry, Mapping) or "_target_" not in entry:
             raise OptionError(f"callbacks.{name} = {entry!r}; expected a callback config with a _target_ "
                               "(conf/callbacks/).")
@@ -118,4 +118,4 @@ def read_callbacks(callbacks: Mapping[str, Any] | None) -> dict[str, dict[str, A
         declared = getattr(target, "Options", None)
         if isinstance(declared, type) and issubclass(declared, Options):
             declared.read({k: v for k, v in entry.items() if k not in META}, f"callbacks.{name}.")
-    return entries
+    return configs

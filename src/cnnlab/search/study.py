@@ -115,7 +115,8 @@ class Search:
         if done and seed is not None:  # a seed alone would draw the study's first trials again
             import numpy as np
 
-            study.sampler = self.make_sampler(int(np.random.SeedSequence([seed, done]).generate_state(1)[0]))
+            derived = int(np.random.SeedSequence([seed, done]).generate_state(1)[0])
+            self.sampler = study.sampler = self.make_sampler(derived)
         return study
 
     def make_sampler(self, seed: int | None) -> Any:

@@ -51,7 +51,7 @@ def alive(worker: str) -> bool:
 
 def by_ctrl_c(err: BaseException) -> bool:
     """Ctrl-C, or an error raised while handling it: Lightning's exit(1) inside fit, or Optuna's journal lock
-    failing to release a lock it was still waiting for (FileNotFoundError)."""
+    interrupted inside its release (FileNotFoundError)."""
     return isinstance(err, KeyboardInterrupt) or isinstance(err.__context__, KeyboardInterrupt)
 
 

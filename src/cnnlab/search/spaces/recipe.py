@@ -85,7 +85,7 @@ class Recipe(Space):
         if base.callbacks:
             raise OptionError(f"callbacks.{next(iter(base.callbacks))}: a recipe space's trials train with their "
                               "experiment's callbacks (search.base); choose them there, or search them as a knob "
-                              "(search.params.callbacks=[default,ema]).")
+                              "(+search.params.callbacks=[default,ema]).")
         length = [p for p in options.params if p in ("trainer.max_epochs", "trainer.max_steps")]
         if length and options.fidelity == "seconds":
             raise OptionError(f"search.params.{length[0]}: with search.fidelity=seconds each trial trains as many "
