@@ -8,7 +8,7 @@ import os
 import pytest
 import torch
 
-from tests.conftest import ROOT, run_script, train_in_process
+from tests.conftest import ROOT, run_script, train_in_process, train_plan
 
 DETERMINISTIC = (
     "trainer.deterministic=true",
@@ -90,3 +90,15 @@ def test_last_checkpoint_follows_every_epoch_even_without_improvement(fit):
     best = torch.load(run.dir / "checkpoints" / "best.ckpt", weights_only=True)
     last = torch.load(run.dir / "checkpoints" / "last.ckpt", weights_only=True)
     assert best["epoch"] == 0 and last["epoch"] == 2
+
+
+def test_a_run_without_checkpointing_leaves_out_the_checkpoint_callbacks(tmp_path):
+    """trainer.enable_checkpointing=false (as a search's trials run) drops the callbacks that write checkpoints, which
+    Lightning refuses beside that flag, and keeps the others; the test uses the last weights."""
+    from cnnlab.run.tasks import train
+
+    plan = train_plan(tmp_path / "run", "trainer.enable_checkpointing=false", "callbacks=[default,ema]",
+                      "trainer.max_epochs=1", "trainer.limit_train_batches=2")
+    assert set(plan.callbacks) == {"ema"}
+    assert "test/acc" in train(plan)
+    assert not (tmp_path / "run" / "checkpoints").exists()

@@ -133,19 +133,13 @@ def check_search(cfg: Any) -> SearchPlan:
     out = writable(Path(paths.get("output_dir") or "outputs/search"), "hydra.run.dir")
     optimisation = read_optimisation(config.get("optim") or {}, config.get("scheduler"), model.reg)
     run = RunOptions.read({"seed": options.seed, "test": False}, "")
-    config = {**config, "callbacks": trial_callbacks(config)}  # as trials run, and as the hand-over writes them
+    # a trial keeps no checkpoints; the hand-over writes the callbacks it trained with
+    config = {**config, "callbacks": read_callbacks(config.get("callbacks"), checkpointing=False)}
     base = TrainPlan(run=run, arch=Arch(None, ()), data=data, data_config=dict(config.get("data") or {}), model=model,
                      optimisation=optimisation, trainer=trainer, loggers={}, callbacks=config["callbacks"],
                      out=out, data_dir=Path(paths.get("data_dir") or "data"), master=None, config=config, quiet=True)
     base = space_kind.check(space, base)
     return SearchPlan(options, space, agent, pruner, out, base, *hydra_launch())
-
-
-def trial_callbacks(config: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """The command's callbacks (callbacks=ema), which every trial trains with, but for checkpoints: a trial keeps
-    none."""
-    callbacks = read_callbacks(config.get("callbacks"))
-    return {k: c for k, c in callbacks.items() if not str(c["_target_"]).endswith("ModelCheckpoint")}
 
 
 def hydra_launch() -> tuple[dict[str, str], str]:

@@ -51,8 +51,8 @@ def overrides(space: RecipeOptions, values: dict[str, Any], seed: int, out: Path
     budget = [] if "trainer.max_epochs" in values else [f"trainer.max_epochs={epochs}", f"trainer.max_steps={steps}"]
     base = [f"experiment={space.base}"] if space.base else []
     return [*base, *drawn, *budget, f"seed={seed}", "test=false", f"paths.output_dir={out}",
-            f"paths.data_dir={data_dir}", "~logger", "~callbacks.model_checkpoint", "~callbacks.last_checkpoint",
-            "trainer.enable_checkpointing=false", "trainer.enable_progress_bar=false"]
+            f"paths.data_dir={data_dir}", "~logger", "trainer.enable_checkpointing=false",
+            "trainer.enable_progress_bar=false"]
 
 
 def trial_plan(space: RecipeOptions, values: dict[str, Any], seed: int, out: Path, data_dir: Path,
