@@ -391,8 +391,9 @@ def _readme_trainer_arguments() -> list[str]:
 TRAINER_BAD = {"accelerator": "tpu9", "strategy": "no_such_strategy", "devices": 0, "num_nodes": 0,
                "precision": "64-true", "max_epochs": -2, "max_steps": -5, "limit_train_batches": -1,
                "limit_val_batches": 1.5, "limit_test_batches": "all", "val_check_interval": 0, "log_every_n_steps": 0,
-               "enable_progress_bar": "yes", "deterministic": "maybe", "accumulate_grad_batches": 0,
-               "gradient_clip_val": -1, "gradient_clip_algorithm": "median", "num_sanity_val_steps": -3}
+               "enable_progress_bar": "yes", "enable_checkpointing": "maybe", "deterministic": "maybe",
+               "accumulate_grad_batches": 0, "gradient_clip_val": -1, "gradient_clip_algorithm": "median",
+               "num_sanity_val_steps": -3}
 
 
 @pytest.mark.parametrize("name", _readme_trainer_arguments())

@@ -117,6 +117,8 @@ class TrainerOptions(Options):
                                      "validate every N training batches or fraction of an epoch (null: per epoch)")
     log_every_n_steps: int = option(positive_int, 50, "steps between logged values (and NaN checks)")
     enable_progress_bar: bool | None = option(optional(boolean), None, "null: a bar in a terminal, lines elsewhere")
+    enable_checkpointing: bool | None = option(optional(boolean), None,
+                                               "false: no checkpoints (the checkpoint callbacks are left out)")
     devices: Any = option(Checker(_devices, (0, -2, [], "x", True)), 1, "devices per node: a count, -1 or indices")
     deterministic: bool | str = option(choice(False, True, "warn"), False,
                                        "deterministic algorithms (slower; README.md 'Reproducibility')")
