@@ -25,7 +25,9 @@ def pytest_configure(config):
     if workers:
         import torch
 
-        threads = max(1, len(os.sched_getaffinity(0)) // workers)
+        from cnnlab.machine import cores
+
+        threads = cores(workers)
         os.environ["OMP_NUM_THREADS"] = str(threads)  # the subprocesses' torch
         torch.set_num_threads(threads)
 

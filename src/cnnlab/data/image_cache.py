@@ -15,6 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
+from cnnlab.machine import cores
+
 log = logging.getLogger("cnnlab")
 
 CACHE_VERSION = 1
@@ -103,7 +105,7 @@ def _decode_many(paths: Sequence[Path], shape: tuple[int, int, int]) -> tuple[np
 def worker_count(value: int | None, key: str = "") -> int:
     """A checked number of processes, or all the cores this process may use for null."""
     if value is None:
-        return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        return cores()
     return value
 
 

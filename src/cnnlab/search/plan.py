@@ -21,6 +21,7 @@ from cnnlab.checks.places import writable
 from cnnlab.compose import plain
 from cnnlab.data.family import read_data
 from cnnlab.layers.arch import Arch
+from cnnlab.machine import cores
 from cnnlab.model.options import ModelOptions
 from cnnlab.optim import read_optimisation
 from cnnlab.run.plans import Job, RunOptions, TrainPlan, adjusted_trainer
@@ -50,12 +51,6 @@ def _name(value: Any) -> str:
                      "no leading '.'), e.g. study_name=fer2013_recipe")
 
 
-def _cores() -> int:
-    import os
-
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-
-
 @dataclass(frozen=True, kw_only=True)
 class SearchOptions(Options):
     task_name: str = option(text, "search", "the entry point")
@@ -82,9 +77,9 @@ class SearchOptions(Options):
             raise OptionError(f"heartbeat_s = {self.heartbeat_s:g} is not shorter than grace_s = {self.grace_s:g}: "
                               "a worker that beats that seldom would be taken for dead between two beats; make "
                               "grace_s a few heartbeats long (e.g. heartbeat_s=20 grace_s=120).")
-        if self.n_workers > _cores():
-            raise OptionError(f"n_workers = {self.n_workers}: this machine has {_cores()} cores, and each worker "
-                              f"trains with at least one; use n_workers <= {_cores()} (more machines: start the "
+        if self.n_workers > cores():
+            raise OptionError(f"n_workers = {self.n_workers}: this machine has {cores()} cores, and each worker "
+                              f"trains with at least one; use n_workers <= {cores()} (more machines: start the "
                               "same command on each, with one database storage).")
         memory = self.storage is not None and self.storage.startswith("sqlite") and \
             (self.storage.rstrip("/").endswith(":memory:") or self.storage.rstrip("/") == "sqlite:")

@@ -22,6 +22,7 @@ from cnnlab.checks.errors import ArchError, ConfigError
 from cnnlab.checks.fields import OptionError
 from cnnlab.data import make_source
 from cnnlab.layers import build_network
+from cnnlab.machine import cores
 from cnnlab.run.plans import TrainPlan, check_matrices
 from cnnlab.search import workers
 from cnnlab.search.agents import Agent
@@ -275,7 +276,7 @@ def worker_main(plan: SearchPlan, index: int, n_workers: int, deadline: float | 
     if plan.options.sampler_seed is not None:
         plan = dataclasses.replace(plan, options=dataclasses.replace(
             plan.options, sampler_seed=plan.options.sampler_seed + index))
-    torch.set_num_threads(workers.cores(n_workers))
+    torch.set_num_threads(cores(n_workers))
     form = f"[%(asctime)s][%(name)s][%(levelname)s] - worker {index}: %(message)s"
     logging.basicConfig(level=logging.INFO, format=form)
     log_file = logging.FileHandler(plan.out / "search.log")

@@ -19,6 +19,8 @@ from pathlib import Path
 import optuna
 from optuna.trial import TrialState
 
+from cnnlab.machine import cores
+
 log = logging.getLogger("cnnlab.search")
 WORKER = "worker"  # a trial's user attribute: host:pid of the process running it
 REQUEUED = "requeued"  # a failed trial's user attribute: it did not count, its parameters were queued again
@@ -193,7 +195,3 @@ def spawn(main, plan, n_workers: int, deadline: float | None = None) -> None:
         for worker in running:
             worker.join(timeout=60)  # each is queuing its trial again
         raise
-
-
-def cores(n_workers: int) -> int:
-    return max(1, (os.cpu_count() or 1) // n_workers)
