@@ -103,29 +103,26 @@ def check_arguments(config: Mapping[str, Any], what: str, given_by_cnnlab: tuple
     return function
 
 
-def _checkpoint_class() -> type:
-    from pytorch_lightning.callbacks import ModelCheckpoint
-
-    return ModelCheckpoint
-
-
-def read_callbacks(callbacks: Mapping[str, Any] | None, checkpointing: bool = True) -> dict[str, dict[str, Any]]:
-    """The checked callback configs; without checkpointing (trainer.enable_checkpointing=false, a search's trials)
+def read_callbacks(callbacks: Mapping[str, Any] | None, checkpointing: bool | None = None) -> dict[str, dict[str, Any]]:
+    """The checked callback configs; with `checkpointing` false (trainer.enable_checkpointing, a search's trials)
     those that write checkpoints are left out (Lightning refuses them beside that flag)."""
     if callbacks is not None and not isinstance(callbacks, Mapping):
         from cnnlab.compose import entries
 
         raise OptionError(f"callbacks = {callbacks!r}; expected callbacks=<name> (conf/callbacks/: "
                           f"{', '.join(entries('callbacks'))}).")
-    configs = {name: dict(entry) for name, entry in (callbacks or {}).items()}
-    kept = dict(configs)
+    configs, kept = {name: dict(entry) for name, entry in (callbacks or {}).items()}, {}
     for name, entry in configs.items():
         if not isinstance(entry, Mapping) or "_target_" not in entry:
             raise OptionError(f"callbacks.{name} = {entry!r}; expected a callback config with a _target_ "
                               "(conf/callbacks/).")
         target = check_arguments(entry, f"callbacks.{name}", ())
-        if not checkpointing and isinstance(target, type) and issubclass(target, _checkpoint_class()):
-            del kept[name]
+        if checkpointing is False and isinstance(target, type):
+            from pytorch_lightning.callbacks import ModelCheckpoint
+
+            if issubclass(target, ModelCheckpoint):
+                continue
+        kept[name] = entry
         declared = getattr(target, "Options", None)
         if isinstance(declared, type) and issubclass(declared, Options):
             declared.read({k: v for k, v in entry.items() if k not in META}, f"callbacks.{name}.")

@@ -115,7 +115,7 @@ def check_train(cfg: Any, job: Job | None = None, check_place: bool = True) -> T
     trainer.check_devices()
     sweep = (job.sweep_dir, job.name) if job.in_sweep else None
     loggers = read_loggers(config.get("logger"), out, sweep)
-    callbacks = read_callbacks(config.get("callbacks"), trainer.enable_checkpointing is not False)
+    callbacks = read_callbacks(config.get("callbacks"), trainer.enable_checkpointing)
     return TrainPlan(run=run, arch=arch, data=data, data_config=data_config, model=model, optimisation=optimisation,
                      trainer=trainer, loggers=loggers, callbacks=callbacks, out=out,
                      data_dir=Path(paths.get("data_dir") or "data"), master=master, config=config, job=job,

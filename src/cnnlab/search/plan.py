@@ -129,7 +129,7 @@ def check_search(cfg: Any) -> SearchPlan:
     optimisation = read_optimisation(config.get("optim") or {}, config.get("scheduler"), model.reg)
     run = RunOptions.read({"seed": options.seed, "test": False}, "")
     # a trial keeps no checkpoints; the hand-over writes the callbacks it trained with
-    config = {**config, "callbacks": read_callbacks(config.get("callbacks"), checkpointing=False)}
+    config = {**config, "callbacks": read_callbacks(config.get("callbacks"), trainer.enable_checkpointing)}
     base = TrainPlan(run=run, arch=Arch(None, ()), data=data, data_config=dict(config.get("data") or {}), model=model,
                      optimisation=optimisation, trainer=trainer, loggers={}, callbacks=config["callbacks"],
                      out=out, data_dir=Path(paths.get("data_dir") or "data"), master=None, config=config, quiet=True)
