@@ -102,3 +102,5 @@ def test_a_run_without_checkpointing_leaves_out_the_checkpoint_callbacks(tmp_pat
     assert set(plan.callbacks) == {"ema"}
     assert "test/acc" in train(plan)
     assert not (tmp_path / "run" / "checkpoints").exists()
+    with pytest.raises(ValueError, match="checkpoint_every_n_steps=5 writes checkpoints and trainer.enable_check"):
+        train_plan(tmp_path / "other", "trainer.enable_checkpointing=false", "checkpoint_every_n_steps=5")

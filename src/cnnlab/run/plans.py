@@ -102,6 +102,9 @@ def check_train(cfg: Any, job: Job | None = None, check_place: bool = True) -> T
     model.check_backend()
     data = read_data(dict(config.get("data") or {}))
     trainer = adjusted_trainer(TrainerOptions.read(config.get("trainer")), job)
+    if run.checkpoint_every_n_steps and trainer.enable_checkpointing is False:
+        raise OptionError(f"checkpoint_every_n_steps={run.checkpoint_every_n_steps} writes checkpoints and "
+                          "trainer.enable_checkpointing=false turns them off; leave one of the two out.")
     master = read_nodes(trainer.num_nodes, run.master_timeout_s)
     paths = config.get("paths") or {}
     out = writable(Path(paths.get("output_dir") or "outputs/train/run"), "hydra.run.dir")
