@@ -43,9 +43,8 @@ def plan_of(search, number: int, seed: int, epochs: int, steps: int = -1):
 
     out = search.out_dir / "confirm" / f"{number}-{seed}"
     config = compose("train", f"hydra.searchpath=[file://{search.out_dir}]", f"experiment=trial_{number}",
-                     f"seed={seed}", f"trainer.max_epochs={epochs}", f"trainer.max_steps={steps}", "test=false",
-                     f"paths.output_dir={out}", f"paths.data_dir={search.plan.base.data_dir}", "~logger",
-                     "trainer.enable_checkpointing=false", "trainer.enable_progress_bar=false")
+                     f"seed={seed}", f"trainer.max_epochs={epochs}", f"trainer.max_steps={steps}",
+                     f"paths.output_dir={out}", f"paths.data_dir={search.plan.base.data_dir}", *handover.QUIET)
     return dataclasses.replace(check_train(config, check_place=False), quiet=True)
 
 

@@ -13,6 +13,8 @@ import yaml
 
 TRAIN_GROUPS = ("arch", "data", "model", "optim", "scheduler", "trainer", "callbacks")
 TRIAL_ONLY = {"trainer": ("enable_checkpointing", "enable_progress_bar", "default_root_dir")}  # how a trial runs
+# a trial as train.py overrides: no test split, loggers, checkpoints or progress bar
+QUIET = ("test=false", "~logger", "trainer.enable_checkpointing=false", "trainer.enable_progress_bar=false")
 
 
 def differences(value: Any, reference: Any) -> Any:

@@ -50,9 +50,9 @@ def overrides(space: RecipeOptions, values: dict[str, Any], seed: int, out: Path
     drawn = [f"{path}={hydra_value(value)}" for path, value in values.items()]
     budget = [] if "trainer.max_epochs" in values else [f"trainer.max_epochs={epochs}", f"trainer.max_steps={steps}"]
     base = [f"experiment={space.base}"] if space.base else []
-    return [*base, *drawn, *budget, f"seed={seed}", "test=false", f"paths.output_dir={out}",
-            f"paths.data_dir={data_dir}", "~logger", "trainer.enable_checkpointing=false",
-            "trainer.enable_progress_bar=false"]
+    from cnnlab.search.handover import QUIET
+
+    return [*base, *drawn, *budget, f"seed={seed}", f"paths.output_dir={out}", f"paths.data_dir={data_dir}", *QUIET]
 
 
 def trial_plan(space: RecipeOptions, values: dict[str, Any], seed: int, out: Path, data_dir: Path,
