@@ -81,7 +81,7 @@ BAD = [
     (["model.mixup.share=1.5"], ["model.mixup.share = 1.5"]),
     (["model.cutmix.alpha=-1"], ["model.cutmix.alpha = -1"]),
     (["model.mixup.share=0.75", "model.cutmix.share=0.75"], ["model.mixup.share + model.cutmix.share = 1.5"]),
-    (["model.tta=[translate,crops]"], ["translate and crops"]),
+    (["model.tta=[translate,crops]"], ["model.tta = ['translate', 'crops']", "one kind of shift at most"]),
     (["model.tta=[rotate]"], ["model.tta = ['rotate']"]),
     (["seed=abc"], ["seed = 'abc'; expected an integer"]),
     (["seed=-1"], ["seed = -1", "0 <= x <= 4294967295"]),

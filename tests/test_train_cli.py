@@ -87,6 +87,16 @@ def test_eval_reproduces_the_test_metrics(trained_run, tmp_path):
     assert (tmp_path / "eval" / "curves.png").is_file()  # the training run's curves, from its metrics.csv
 
 
+def test_eval_votes_with_the_views_it_is_given(trained_run, tmp_path):
+    """`tta=[flip]` tests a checkpoint trained without test-time views with the mirror image voting (another loss
+    than the run's own test); views that cannot be are refused before anything is read."""
+    ckpt = f"ckpt_path={trained_run.dir}/checkpoints/best.ckpt"
+    flipped = eval_in_process(tmp_path / "flip", ckpt, "tta=[flip]")
+    assert flipped["test/loss"] != pytest.approx(trained_run.results()["test/loss"], abs=1e-6)
+    with pytest.raises(CnnlabError, match=r"tta = \['translate', 'crops'\]; expected .* one kind of shift at most"):
+        eval_in_process(tmp_path / "both", ckpt, "tta=[translate,crops]")
+
+
 def test_resume_continues_at_the_next_epoch(trained_run, tmp_path, fit):
     last = trained_run.dir / "checkpoints/last.ckpt"
     assert torch.load(last, weights_only=True)["epoch"] == 1

@@ -21,14 +21,19 @@ CUDA_GRAPH_MODES = ("reduce-overhead", "max-autotune")
 
 
 def _views(value: Any) -> tuple[str, ...]:
-    """`model.tta`: null, one view, or a list of distinct views."""
+    """`model.tta` (and eval.py's `tta`): null, one view, or a list of distinct views, at most one kind of shift."""
     if value is None:
         return ()
     views = (value,) if isinstance(value, str) else value
-    if isinstance(views, list | tuple) and all(v in TTA_VIEWS for v in views) and len(set(views)) == len(views):
+    if isinstance(views, list | tuple) and all(v in TTA_VIEWS for v in views) and len(set(views)) == len(views) \
+            and not {"translate", "crops"} <= set(views):
         return tuple(views)
-    raise ValueError(f"a list of distinct views among {', '.join(TTA_VIEWS)}, e.g. model.tta=[flip], "
-                     "model.tta=[flip,translate] or model.tta=[flip,crops] (or null for none)")
+    raise ValueError(f"a list of distinct views among {', '.join(TTA_VIEWS)}, with one kind of shift at most "
+                     "(translate: one-pixel shifts, crops: four corner shifts), e.g. [flip], [flip,translate] or "
+                     "[flip,crops] (or null for none)")
+
+
+views = Checker(_views, ("rotate", ["flip", "flip"], ["translate", "crops"], 3))
 
 
 def _backend(value: Any) -> bool | str:
@@ -54,7 +59,7 @@ class ModelOptions(Options):
 
     reg: float = option(non_negative, 1e-3, "the seed's L2 penalty reg * sum(||W||^2) / 2, as weight decay")
     label_smoothing: float = option(number(0, 1, high_open=True), 0.0, "cross-entropy label smoothing")
-    tta: tuple[str, ...] = option(Checker(_views, ("rotate", ["flip", "flip"], 3)), None,
+    tta: tuple[str, ...] = option(views, None,
                                   "test-time views of the test split: [flip], [flip, translate], [flip, crops]")
     tta_shift: int = option(positive_int, 2, "pixels: how far the corner views of model.tta=[..., crops] shift")
     bn_bias_lr_scale: float = option(positive_number, 1.0, "learning rate x this for batch-norm shifts (airbench: 64)")
@@ -68,10 +73,6 @@ class ModelOptions(Options):
                             "cutmix (torchvision's CutMix) on this share of training batches")
 
     def validate(self) -> None:
-        if "translate" in self.tta and "crops" in self.tta:
-            raise OptionError(f"model.tta = {list(self.tta)}: translate and crops are two kinds of shifted views; "
-                              "choose one (translate: airbench's one-pixel shifts, crops: the image and its four "
-                              "corner shifts).")
         total = self.mixup.share + self.cutmix.share
         if total > 1 + 1e-9:
             raise OptionError(f"model.mixup.share + model.cutmix.share = {total:g}; together they can mix at most "

@@ -27,7 +27,7 @@ from cnnlab.data.family import read_data
 from cnnlab.data.options import DataOptions
 from cnnlab.layers.arch import Arch, read_arch
 from cnnlab.loggers import read_loggers
-from cnnlab.model.options import ModelOptions
+from cnnlab.model.options import ModelOptions, views
 from cnnlab.nodes import Master, read_nodes
 from cnnlab.optim import Optimisation, read_optimisation
 from cnnlab.run.resume import check_resume
@@ -171,6 +171,8 @@ class EvalOptions(Options):
     task_name: str = option(text, "eval", "the entry point (runs go to outputs/<task_name>/)")
     seed: int = option(seed_value, 42, "seeds the evaluation (nothing random by default)")
     ckpt_path: Path = option(checkpoint, help="the checkpoint to evaluate")
+    tta: tuple[str, ...] | None = option(optional(views), None, "test-time views: null keeps the checkpoint's "
+                                         "model.tta; [] none; [flip], [flip, translate] or [flip, crops]")
 
 
 @dataclass(frozen=True)
@@ -184,6 +186,7 @@ class EvalPlan:
     loggers: dict[str, dict[str, Any]]
     out: Path
     config: dict[str, Any]
+    tta: tuple[str, ...] | None = None  # the views that vote: None, the checkpoint's own
     callbacks: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
 
     def check_data(self, datamodule) -> None:
@@ -203,8 +206,11 @@ def check_eval(cfg: Any, job: Job | None = None, check_place: bool = True) -> Ev
     if config.get("ckpt_path") in (None, "???"):
         raise OptionError("eval.py needs ckpt_path=CHECKPOINT: a checkpoint written by train.py, e.g. "
                           "ckpt_path=outputs/train/<run>/checkpoints/best.ckpt.")
-    options = EvalOptions.read({k: config[k] for k in ("task_name", "seed", "ckpt_path") if k in config}, "")
+    options = EvalOptions.read({k: config[k] for k in ("task_name", "seed", "ckpt_path", "tta") if k in config}, "")
     _, saved = read_cnnlab_checkpoint(options.ckpt_path)
+    if options.tta is not None:  # the views against the images' size, as train.py checks model.tta
+        views = ModelOptions.read({**saved.get("options", {}), "tta": list(options.tta)})
+        views.check_input(saved["data_info"]["input_shape"])
     data_config = config.get("data") or saved["data_info"]["config"]
     data = read_data(dict(data_config))
     trainer = adjusted_trainer(TrainerOptions.read(config.get("trainer")), job)
@@ -214,4 +220,4 @@ def check_eval(cfg: Any, job: Job | None = None, check_place: bool = True) -> Ev
         refuse_earlier_run(out, None)
     loggers = read_loggers(config.get("logger"), out, (job.sweep_dir, job.name) if job.in_sweep else None)
     return EvalPlan(options.seed, options.ckpt_path, saved["data_info"], data, Path(paths.get("data_dir") or "data"),
-                    trainer, loggers, out, config)
+                    trainer, loggers, out, config, options.tta)

@@ -116,6 +116,7 @@ def evaluate(plan: EvalPlan) -> dict[str, float]:
     plan.check_data(datamodule)
     pl.seed_everything(plan.seed, workers=True, verbose=False)
     model = LayerListClassifier.load_from_checkpoint(plan.ckpt_path, map_location="cpu", weights_only=True)
+    model.tta_views = model.tta_views if plan.tta is None else plan.tta
     plan.out.mkdir(parents=True, exist_ok=True)
     trainer = make_trainer(plan.trainer, plan.loggers, {}, plan.out, plan.config, model.net.table())
     metrics = test(trainer, model, datamodule)
