@@ -209,8 +209,8 @@ def check_eval(cfg: Any, job: Job | None = None, check_place: bool = True) -> Ev
     options = EvalOptions.read({k: config[k] for k in ("task_name", "seed", "ckpt_path", "tta") if k in config}, "")
     _, saved = read_cnnlab_checkpoint(options.ckpt_path)
     if options.tta is not None:  # the views against the images' size, as train.py checks model.tta
-        views = ModelOptions.read({**saved.get("options", {}), "tta": list(options.tta)})
-        views.check_input(saved["data_info"]["input_shape"])
+        model = ModelOptions.read({**saved.get("options", {}), "tta": list(options.tta)})
+        model.check_input(saved["data_info"]["input_shape"])
     data_config = config.get("data") or saved["data_info"]["config"]
     data = read_data(dict(data_config))
     trainer = adjusted_trainer(TrainerOptions.read(config.get("trainer")), job)
